@@ -1,0 +1,2 @@
+"""Qwen-Image inference server."""
+__version__ = "0.1.0"

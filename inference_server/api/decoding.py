@@ -1,0 +1,95 @@
+"""Turn a JSON or multipart request into plain fields and image bytes."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Request
+
+from inference_server.errors import ApiError
+from inference_server.imaging import decode_base64
+
+IMAGE_FIELDS = ("image", "mask")
+
+
+def read_task_body(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
+    """(fields, images). Images arrive as base64/data URIs in JSON, or as files in multipart."""
+    if request.mimetype == "application/json":
+        return _from_json(request, image_fields)
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return _from_form(request, image_fields)
+    raise ApiError(400, "unsupported_media_type",
+                   f"send application/json or multipart/form-data, not {request.mimetype or 'nothing'}")
+
+
+def _from_json(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    images = {}
+    for name in IMAGE_FIELDS:
+        if name not in body:
+            continue
+        value = body.pop(name)
+        if name not in image_fields:
+            raise ApiError(422, "unknown_field", f"{name}: this task takes no {name}", name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ApiError(422, "invalid_image", f"{name}: send the image as a base64 string or data URI", name)
+        if value.startswith(("http://", "https://", "file:", "/")):
+            raise ApiError(422, "invalid_image", f"{name}: send the image bytes (base64), not a URL or path", name)
+        images[name] = decode_base64(value, name)
+    return body, images
+
+
+def _from_form(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
+    fields: dict = {}
+    for key, value in request.form.items():
+        if key in IMAGE_FIELDS:
+            raise ApiError(422, "invalid_image", f"{key}: upload the image as a file part", key)
+        if value == "":
+            continue  # an empty form field means "not given"
+        if key == "region":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ApiError(422, "invalid_value", "region: must be a JSON object {x, y, width, height}",
+                               "region") from None
+        if key.startswith("region."):
+            fields.setdefault("region", {})[key.removeprefix("region.")] = value
+        else:
+            fields[key] = value
+    images = {}
+    for key, storage in request.files.items():
+        if key not in image_fields:
+            raise ApiError(422, "unknown_field", f"{key}: this task takes no file {key}", key)
+        images[key] = storage.read()
+    return fields, images
+
+
+def wait_seconds(raw: str | None, field: str, clamp: bool) -> float:
+    """Parse a wait of 0-60 s; a `Prefer` header is a preference (clamped), a query is validated."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        if clamp:
+            return 0.0
+        raise ApiError(422, "invalid_value", f"{field}: must be a number of seconds (0-60)", field) from None
+    if not 0 <= value <= 60 or value != value:
+        if clamp:
+            return min(max(value, 0.0), 60.0) if value == value else 0.0
+        raise ApiError(422, "invalid_value", f"{field}: must be between 0 and 60 seconds", field)
+    return value
+
+
+def prefer_wait(request: Request) -> float:
+    for part in request.headers.get("Prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            return wait_seconds(value.strip(), "Prefer", clamp=True)
+    return 0.0

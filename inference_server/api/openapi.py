@@ -1,0 +1,94 @@
+"""GET /openapi.json: OpenAPI 3.1 built from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from inference_server import __version__
+from inference_server.schemas import IMAGE_FIELDS, REQUEST_MODELS
+
+bp = Blueprint("openapi", __name__)
+_ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_JOB = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+_IMAGE_DOC = {"image": "Input image: base64 or a data: URI (PNG, JPEG, WebP)",
+              "mask": "Mask image: white = repaint, or RGBA with transparent = repaint"}
+
+
+def _task_operation(task: str, components: dict) -> dict:
+    schema = REQUEST_MODELS[task].model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    for name in IMAGE_FIELDS[task]:
+        schema["properties"][name] = {"type": "string", "description": _IMAGE_DOC[name]}
+    if task in ("img2img", "outpaint"):
+        schema.setdefault("required", []).append("image")
+    name = f"{task.capitalize()}Request"
+    components[name] = schema
+    multipart = {"type": "object", "properties": {
+        **{k: {"type": "string"} for k in schema["properties"]},
+        **{n: {"type": "string", "format": "binary"} for n in IMAGE_FIELDS[task]}}}
+    return {"post": {
+        "operationId": task, "summary": f"Submit a {task} job", "tags": ["tasks"],
+        "parameters": [{"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+                        "description": "wait=N (N ≤ 60): wait up to N s and answer 200 with the finished job"}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}},
+            "multipart/form-data": {"schema": multipart}}},
+        "responses": {"200": {"description": "Finished job (with Prefer: wait)", **_JOB},
+                      "202": {"description": "Job accepted", **_JOB},
+                      **{code: _ERROR for code in ("400", "401", "413", "422", "429", "503")}},
+    }}
+
+
+def build_spec(server_url: str) -> dict:
+    components: dict = {
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}},
+        "Job": {"type": "object", "properties": {
+            "id": {"type": "string"}, "task": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "position": {"type": ["integer", "null"]}, "progress": {"type": "object"}, "params": {"type": "object"},
+            "notices": {"type": "array", "items": {"type": "string"}},
+            "images": {"type": "array", "items": {"type": "object", "properties": {
+                "url": {"type": "string"}, "seed": {"type": "integer"}, "width": {"type": "integer"},
+                "height": {"type": "integer"}, "mime_type": {"type": "string"}}}},
+            "error": {"type": ["object", "null"]}, "cache": {"type": "string"}}},
+    }
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths = {f"/v1/{task}": _task_operation(task, components) for task in REQUEST_MODELS}
+    paths.update({
+        "/v1/jobs/{job_id}": {
+            "get": {"operationId": "getJob", "summary": "Read a job; ?wait=N long-polls until it ends",
+                    "parameters": [job_id, {"name": "wait", "in": "query", "schema": {"type": "number",
+                                                                                      "maximum": 60}}],
+                    "responses": {"200": {"description": "The job", **_JOB}, "404": _ERROR, "422": _ERROR}},
+            "delete": {"operationId": "cancelJob", "summary": "Cancel a queued or running job",
+                       "parameters": [job_id],
+                       "responses": {"200": {"description": "The job", **_JOB}, "404": _ERROR, "409": _ERROR}}},
+        "/v1/jobs/{job_id}/events": {"get": {
+            "operationId": "jobEvents", "summary": "The job's changes as Server-Sent Events",
+            "parameters": [job_id], "responses": {"200": {"description": "text/event-stream"}, "404": _ERROR}}},
+        "/v1/files/{name}": {"get": {
+            "operationId": "getFile", "summary": "An output image",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "Image bytes"}, "404": _ERROR}}},
+        "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "Alive"}}}},
+        "/readyz": {"get": {"operationId": "readyz", "security": [],
+                            "responses": {"200": {"description": "Ready"}, "503": _ERROR}}},
+        "/v1/info": {"get": {"operationId": "info", "responses": {"200": {"description": "Model, device, limits"}}}},
+        "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "This spec"}}}},
+    })
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Qwen-Image inference server", "version": __version__},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(build_spec(request.url_root.rstrip("/")))

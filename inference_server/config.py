@@ -1,0 +1,94 @@
+"""Server settings, read from the environment (tests pass overrides)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server; the README lists each with its default."""
+
+    model_id: str = ""  # empty: Qwen/Qwen-Image on CUDA, the tiny offline model on a CPU-only machine
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    api_keys: tuple[str, ...] = ()
+    device: str = "auto"
+    torch_dtype: str = "auto"
+    enable_cpu_offload: bool = False
+    vae_tiling: bool = False
+    attention_backend: str = ""
+    compile_transformer: bool = False
+    lightning_lora: str = ""  # local path of the Qwen-Image-Lightning LoRA: fast mode
+    max_queue: int = 32
+    job_timeout_s: float = 600.0
+    worker_stall_s: float = 300.0
+    result_ttl_s: float = 7 * 24 * 3600.0
+    cache_size: int = 256
+    max_upload_mb: float = 32.0
+    max_pixels: int = 2048 * 2048
+    masked_min_size: int = 512
+    png_metadata: bool = True
+    log_prompts: bool = False
+    cors_origins: tuple[str, ...] = ()
+    http_threads: int = 32
+    inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(_env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    def check_bind_safety(self) -> None:
+        """An open port with no key is how image servers get hijacked: refuse it."""
+        if not self.is_loopback and not self.api_keys:
+            raise SystemExit(
+                f"refusing to listen on {self.host} without API_KEYS: set API_KEYS=<secret> "
+                "or bind HOST=127.0.0.1"
+            )
+
+
+_ENV_NAMES = {"compile_transformer": "COMPILE", "lightning_lora": "LIGHTNING_LORA_PATH"}
+
+
+def _env_name(name: str) -> str:
+    return _ENV_NAMES.get(name, name.upper())
+
+
+def _parse(kind: str, raw: str):
+    if kind == "bool":
+        return _flag(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "Path":
+        return Path(raw)
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+ENV_DEFAULTS = {_env_name(f.name): f.default for f in fields(Settings)}

@@ -1,0 +1,116 @@
+"""Load one set of weights with `from_pretrained`, and make the sibling pipelines with `from_pipe`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    DiffusionPipeline,
+    FlowMatchEulerDiscreteScheduler,
+)
+
+from inference_server.config import Settings
+from inference_server.families import Family, family_for_pipeline
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "Qwen/Qwen-Image"
+TINY_MODEL = "tiny"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def pick_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(setting: str, family: Family, device: str) -> torch.dtype:
+    """Half precision on CUDA (bf16 for Qwen/FLUX, which overflow in fp16), fp32 on the CPU."""
+    if setting != "auto":
+        if setting not in DTYPES:
+            raise ValueError(f"TORCH_DTYPE must be auto, float16, bfloat16 or float32, not {setting!r}")
+        return DTYPES[setting]
+    return DTYPES[family.half_dtype] if device.startswith("cuda") else torch.float32
+
+
+def resolve_model(settings: Settings, device: str) -> tuple[str, str]:
+    """(path to load, name to report). With no MODEL_ID a CPU-only machine gets the tiny model, loudly."""
+    model_id = settings.model_id
+    if not model_id:
+        model_id = DEFAULT_MODEL if device.startswith("cuda") else TINY_MODEL
+        if model_id == TINY_MODEL:
+            log.warning(
+                "NO GPU FOUND: serving the TINY RANDOM-WEIGHT test model, whose images are noise. "
+                "Set MODEL_ID=Qwen/Qwen-Image (or a local folder) on a CUDA machine to serve the real model."
+            )
+    if model_id != TINY_MODEL:
+        return model_id, model_id
+    folder = Path(settings.data_dir) / "tiny-model"
+    if not (folder / "model_index.json").exists():
+        from inference_server.engine.tiny_model import save_tiny_model
+
+        save_tiny_model(folder)
+    return str(folder), TINY_MODEL
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    pipelines: dict[str, DiffusionPipeline]
+    family: Family
+    model_name: str
+    device: str
+    dtype: torch.dtype
+
+
+def load(settings: Settings) -> LoadedModel:
+    device = pick_device(settings.device)
+    path, name = resolve_model(settings, device)
+    class_name = DiffusionPipeline.load_config(path)["_class_name"]
+    family = family_for_pipeline(class_name)
+    dtype = pick_dtype(settings.torch_dtype, family, device)
+    log.info("loading %s (%s) on %s as %s", name, class_name, device, dtype)
+    base = AutoPipelineForText2Image.from_pretrained(path, dtype=dtype)
+    if settings.lightning_lora:
+        family = _enable_fast_mode(base, settings.lightning_lora, family)
+    # AutoPipeline*.from_pipe keeps the dtype; the task classes' own from_pipe would cast to fp32 (diffusers #12754).
+    pipelines = {
+        "text2image": base,
+        "image2image": AutoPipelineForImage2Image.from_pipe(base),
+        "inpainting": AutoPipelineForInpainting.from_pipe(base),
+    }
+    _place(base, settings, device)
+    for pipe in pipelines.values():
+        pipe.set_progress_bar_config(disable=True)
+    return LoadedModel(pipelines, family, name, device, dtype)
+
+
+def _place(base: DiffusionPipeline, settings: Settings, device: str) -> None:
+    if settings.enable_cpu_offload and device.startswith("cuda"):
+        base.enable_model_cpu_offload()
+    else:
+        base.to(device)
+    if settings.vae_tiling:
+        base.vae.enable_tiling()
+    if settings.attention_backend:
+        base.transformer.set_attention_backend(settings.attention_backend)
+    if settings.compile_transformer:
+        base.transformer.compile_repeated_blocks(fullgraph=True)
+
+
+def _enable_fast_mode(base: DiffusionPipeline, lora_path: str, family: Family) -> Family:
+    """Qwen-Image-Lightning: an 8-step LoRA, fused, with no CFG and its own scheduler shift."""
+    base.load_lora_weights(lora_path)
+    base.fuse_lora()
+    base.unload_lora_weights()
+    config = dict(base.scheduler.config)
+    config.update(base_shift=math.log(3), max_shift=math.log(3), shift_terminal=None, time_shift_type="exponential",
+                  use_dynamic_shifting=True, shift=1.0)
+    base.scheduler = FlowMatchEulerDiscreteScheduler.from_config(config)
+    return dataclasses.replace(family, default_steps=8, default_guidance=1.0)

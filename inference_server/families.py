@@ -1,0 +1,57 @@
+"""What differs between model families: guidance argument, steps, size multiple, presets.
+
+Pure data, no torch: the HTTP layer resolves sizes with it before a job is queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    size_multiple: int
+    default_steps: int
+    default_guidance: float
+    guidance_arg: str  # the pipeline keyword the user's `guidance` maps to
+    half_dtype: str  # what TORCH_DTYPE=auto picks on CUDA
+    true_cfg: bool  # Qwen's CFG is off unless a negative prompt is given
+    presets: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def guidance_kwargs(self, guidance: float, negative_prompt: str) -> dict:
+        """Map the user's one `guidance` number onto the family's pipeline arguments."""
+        kwargs = {self.guidance_arg: guidance}
+        if self.true_cfg:
+            # Qwen-Image silently skips CFG without a negative prompt: pass a blank one.
+            kwargs["negative_prompt"] = negative_prompt or " "
+        elif negative_prompt and self.name != "flux":
+            kwargs["negative_prompt"] = negative_prompt
+        return kwargs
+
+
+QWEN = Family(
+    "qwen-image", 16, 50, 4.0, "true_cfg_scale", "bfloat16", True,
+    {"1:1": (1328, 1328), "16:9": (1664, 928), "9:16": (928, 1664), "4:3": (1472, 1104),
+     "3:4": (1104, 1472), "3:2": (1584, 1056), "2:3": (1056, 1584)},
+)
+FLUX = Family(
+    "flux", 16, 28, 3.5, "guidance_scale", "bfloat16", False,
+    {"1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "4:3": (1152, 864),
+     "3:4": (864, 1152), "3:2": (1216, 832), "2:3": (832, 1216)},
+)
+SDXL = Family(
+    "sdxl", 8, 30, 6.0, "guidance_scale", "float16", False,
+    {"1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "4:3": (1152, 896),
+     "3:4": (896, 1152), "3:2": (1216, 832), "2:3": (832, 1216)},
+)
+_BY_PIPELINE_PREFIX = (("QwenImage", QWEN), ("Flux", FLUX), ("StableDiffusionXL", SDXL))
+
+
+def family_for_pipeline(class_name: str) -> Family:
+    for prefix, family in _BY_PIPELINE_PREFIX:
+        if class_name.startswith(prefix):
+            return family
+    raise ValueError(f"unsupported pipeline class {class_name}: supported families are Qwen-Image, FLUX.1 and SDXL")

@@ -1,0 +1,43 @@
+"""Result images on disk, named by their content hash (no job ids: same pixels, same file)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+_NAME = re.compile(r"^[0-9a-f]{40}\.(png|webp|jpg)$")
+
+
+class FileStore:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self, data: bytes, extension: str) -> str:
+        name = f"{hashlib.sha256(data).hexdigest()[:40]}.{extension}"
+        path = self.folder / name
+        if path.exists():
+            os.utime(path)
+        else:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(data)
+            temporary.replace(path)
+        return name
+
+    def path(self, name: str) -> Path | None:
+        """Only names this store made resolve: no user input ever becomes a filesystem path."""
+        if not _NAME.match(name):
+            return None
+        path = self.folder / name
+        return path if path.is_file() else None
+
+    def exists(self, name: str) -> bool:
+        return self.path(name) is not None
+
+    def remove(self, names: set[str]) -> None:
+        for name in names:
+            path = self.path(name)
+            if path is not None:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,263 @@
+"""Jobs: the bounded queue, the single worker per device, waiting, cancelling, the result cache.
+
+No torch here: the engine is whatever `engine_loader(settings)` returns, loaded in
+a background thread so `/readyz` can say "loading" meanwhile.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import uuid
+from typing import Callable, Iterator
+
+from inference_server.config import Settings
+from inference_server.errors import ApiError, JobFailure
+from inference_server.jobs import worker
+from inference_server.jobs.cache import ResultCache
+from inference_server.jobs.files import FileStore
+from inference_server.jobs.store import ENDED, JobStore
+from inference_server.metrics import Metrics
+from inference_server.plans import Plan
+
+log = logging.getLogger(__name__)
+
+
+class Job:
+    """A live job: its public record plus what only the worker needs (the plan, the cancel flag)."""
+
+    def __init__(self, record: dict, plan: Plan, fault: str | None, cache_key: str | None):
+        self.record = record
+        self.plan = plan
+        self.fault = fault
+        self.cache_key = cache_key
+        self.cancel_requested = False
+        self.started = 0.0
+
+
+class JobService:
+    def __init__(self, settings: Settings, engine_loader: Callable, metrics: Metrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.store = JobStore(settings.data_dir / "jobs.sqlite3")
+        self.files = FileStore(settings.data_dir / "files")
+        self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"]) for i in images))
+        self.interrupted_at_start = self.store.mark_interrupted()
+        self.engine = None
+        self.load_error: str | None = None
+        self._live: dict[str, Job] = {}
+        self._queue: collections.deque[Job] = collections.deque()
+        self._running: Job | None = None
+        self._changed = threading.Condition()
+        self._heartbeat = time.monotonic()
+        self._durations: collections.deque[float] = collections.deque(maxlen=20)
+        metrics.queue_depth.set_function(lambda: len(self._queue))
+        threading.Thread(target=self._load_then_work, args=(engine_loader,), name="engine-worker", daemon=True).start()
+
+    # ---- readiness -------------------------------------------------------------------------
+    def not_ready_reason(self) -> str | None:
+        if self.load_error:
+            return f"the model failed to load: {self.load_error}"
+        if self.engine is None:
+            return "the model is still loading"
+        running = self._running
+        if running is not None and time.monotonic() - self._heartbeat > self.settings.worker_stall_s:
+            return f"the worker is stalled: job {running.record['id']} made no progress for " \
+                   f"{self.settings.worker_stall_s:.0f} s"
+        return None
+
+    # ---- submission ------------------------------------------------------------------------
+    def submit(self, plan: Plan, fault: str | None = None) -> dict:
+        reason = self.not_ready_reason()
+        if reason:
+            raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
+        now = time.time()
+        record = {
+            "id": uuid.uuid4().hex, "task": plan.task, "status": "queued", "position": None,
+            "progress": {"step": 0, "total": plan.params["num_inference_steps"] * len(plan.seeds)},
+            "params": plan.params, "notices": plan.notices, "images": [], "error": None, "cache": "miss",
+            "timings": {}, "created_ts": now, "finished_ts": None,
+        }
+        cache_key = plan.cache_key(self.engine.describe()["model"]) if plan.cacheable else None
+        cached = self.cache.get(cache_key) if cache_key else None
+        if cached is not None:
+            record.update(status="succeeded", images=cached, cache="hit", finished_ts=now,
+                          progress={"step": record["progress"]["total"], "total": record["progress"]["total"]},
+                          timings={"queued_s": 0.0, "run_s": 0.0})
+            self.store.save(record)
+            self.metrics.cache_hits.inc()
+            return self.public(record)
+        with self._changed:
+            if len(self._queue) >= self.settings.max_queue:
+                self.metrics.rejected.inc()
+                raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
+                               headers={"Retry-After": str(self._retry_after())})
+            job = Job(record, plan, fault, cache_key)
+            self._live[record["id"]] = job
+            self._queue.append(job)
+            self.store.save(record)
+            self._changed.notify_all()
+        return self.get(record["id"])
+
+    def _retry_after(self) -> int:
+        average = sum(self._durations) / len(self._durations) if self._durations else 5.0
+        return max(1, round(average * max(1, len(self._queue)) / 2))
+
+    # ---- reading, waiting, cancelling -----------------------------------------------------
+    def get(self, job_id: str) -> dict:
+        with self._changed:
+            job = self._live.get(job_id)
+            if job is not None:
+                record = dict(job.record)
+                record["position"] = self._position(job)
+                return self.public(record)
+        record = self.store.get(job_id) if _looks_like_id(job_id) else None
+        if record is None:
+            raise ApiError(404, "job_not_found", f"no job {job_id!r} (it may have expired)", "id")
+        return self.public(record)
+
+    def _position(self, job: Job) -> int | None:
+        if job is self._running:
+            return 0
+        try:
+            return self._queue.index(job) + 1
+        except ValueError:
+            return None
+
+    def wait(self, job_id: str, timeout: float) -> dict:
+        """Return as soon as the job ends (or `timeout` passes): completion without polling delay."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while job_id in self._live and self._live[job_id].record["status"] not in ENDED:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+        return self.get(job_id)
+
+    def events(self, job_id: str, keepalive_s: float = 15.0) -> Iterator[dict | None]:
+        """Each change of the job, then its final state; None now and then as a keep-alive."""
+        last = None
+        while True:
+            current = self.get(job_id)
+            snapshot = (current["status"], current["progress"]["step"], current["position"])
+            if snapshot != last:
+                last = snapshot
+                yield current
+            if current["status"] in ENDED:
+                return
+            with self._changed:
+                if not self._changed.wait(keepalive_s):
+                    yield None
+
+    def cancel(self, job_id: str) -> dict:
+        with self._changed:
+            job = self._live.get(job_id)
+            if job is None:
+                current = self.get(job_id)  # 404 if unknown
+                raise ApiError(409, "job_ended", f"job {job_id} already ended ({current['status']})", "id")
+            if job in self._queue:
+                self._queue.remove(job)
+                self._finish(job, "cancelled", error={"code": "cancelled", "message": "cancelled before it started"})
+            else:
+                job.cancel_requested = True  # the worker stops at the next step
+                self._changed.notify_all()
+        return self.get(job_id)
+
+    def public(self, record: dict) -> dict:
+        out = {k: v for k, v in record.items() if not k.endswith("_ts")}
+        out["created_at"] = _iso(record["created_ts"])
+        out["finished_at"] = _iso(record["finished_ts"]) if record.get("finished_ts") else None
+        out["images"] = [{k: v for k, v in image.items() if k != "name"} for image in record["images"]]
+        return out
+
+    # ---- the worker ------------------------------------------------------------------------
+    def _load_then_work(self, engine_loader: Callable) -> None:
+        try:
+            self.engine = engine_loader(self.settings)
+            log.info("model ready", extra={"model": self.engine.describe()})
+        except Exception as exc:  # the server stays up and says why in /readyz
+            log.exception("model failed to load")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        last_cleanup = 0.0
+        while True:
+            with self._changed:
+                while not self._queue:
+                    self._changed.wait(60)
+                    if time.monotonic() - last_cleanup > 600:
+                        break
+                job = self._queue.popleft() if self._queue else None
+                if job is not None:
+                    self._running = job
+                    job.started = time.monotonic()
+                    self._heartbeat = job.started
+                    job.record.update(status="running", timings={"queued_s": round(time.time() -
+                                                                                 job.record["created_ts"], 3)})
+                    self.store.save(job.record)
+                    self._changed.notify_all()
+            if job is None:
+                last_cleanup = time.monotonic()
+                self.remove_expired()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            images = worker.run_job(self, job)
+        except JobFailure as failure:
+            status = "cancelled" if failure.code == "cancelled" else "failed"
+            self._finish(job, status, error={"code": failure.code, "message": failure.message})
+        except Exception as exc:
+            log.exception("job failed", extra={"job_id": job.record["id"]})
+            self._finish(job, "failed", error={"code": "internal", "message": f"{type(exc).__name__}: {exc}"})
+        else:
+            if job.cache_key:
+                self.cache.put(job.cache_key, images)
+            self._finish(job, "succeeded", images=images)
+
+    def on_step(self, job: Job, step: int, total: int) -> None:
+        """Called by the engine after every denoising step: progress, cancel and timeout."""
+        with self._changed:
+            self._heartbeat = time.monotonic()
+            job.record["progress"] = {"step": step, "total": total}
+            self._changed.notify_all()
+        if job.cancel_requested:
+            raise JobFailure("cancelled", "cancelled while running")
+        if time.monotonic() - job.started > self.settings.job_timeout_s:
+            raise JobFailure("timeout", f"the job ran over JOB_TIMEOUT_S={self.settings.job_timeout_s:.0f}")
+
+    def _finish(self, job: Job, status: str, images: list | None = None, error: dict | None = None) -> None:
+        with self._changed:
+            record = job.record
+            run_s = round(time.monotonic() - job.started, 3) if job.started else 0.0
+            record.update(status=status, images=images or [], error=error, finished_ts=time.time(), position=None)
+            record["timings"] = {**record.get("timings", {}), "run_s": run_s}
+            if job.started:
+                self._durations.append(run_s)
+                self.metrics.job_seconds.labels(record["task"]).observe(run_s)
+            if error:
+                self.metrics.failures.labels(error["code"]).inc()
+            else:
+                self.metrics.images.labels(record["task"]).inc(len(record["images"]))
+            self.store.save(record)
+            self._live.pop(record["id"], None)
+            if self._running is job:
+                self._running = None
+            self._changed.notify_all()
+        log.info("job %s", status, extra={"job_id": record["id"], "task": record["task"], "run_s": run_s,
+                                          "error": (error or {}).get("code")})
+
+    def remove_expired(self) -> None:
+        stale = self.store.remove_expired(time.time() - self.settings.result_ttl_s)
+        self.files.remove(stale)
+
+
+def _looks_like_id(job_id: str) -> bool:
+    return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -1,0 +1,199 @@
+"""From a validated request and its decoded images to a plan the engine can run (no torch).
+
+A plan holds the resolved parameters the job reports, the pipeline call, and how
+to turn each raw pipeline image into the result (composite the original back).
+Everything that can be wrong with a request is found here, before it is queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PIL import Image
+
+from inference_server import masks, sizes
+from inference_server.errors import ApiError
+from inference_server.families import Family
+from inference_server.schemas import (
+    GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest,
+)
+
+
+@dataclass
+class Plan:
+    task: str
+    pipeline: str  # "text2image" | "image2image" | "inpainting"
+    params: dict  # what the job reports as `params`
+    seeds: list[int]
+    call: dict  # pipeline keyword arguments, generators excepted
+    notices: list[str] = field(default_factory=list)
+    finish: Callable[[Image.Image], Image.Image] = lambda image: image
+    input_digest: str = ""
+    cacheable: bool = False  # only requests with an explicit seed are repeatable
+
+    def cache_key(self, model: str) -> str:
+        """Model, task, every parameter, the seeds and the input images' hashes."""
+        material = json.dumps([model, self.task, self.params, self.input_digest], sort_keys=True, default=str)
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int
+    masked_min_size: int
+
+
+def make_plan(task: str, request: TaskRequest, images: dict[str, Image.Image], digests: dict[str, str],
+              family: Family, limits: Limits) -> Plan:
+    builder = {"generate": _generate, "img2img": _img2img, "inpaint": _inpaint, "outpaint": _outpaint}[task]
+    plan = builder(request, images, family, limits)
+    plan.input_digest = "|".join(f"{name}:{digests[name]}" for name in sorted(digests))
+    plan.cacheable = request.seed is not None
+    return plan
+
+
+def _common(task: str, request: TaskRequest, family: Family) -> tuple[dict, list[int], dict]:
+    seed = request.seed if request.seed is not None else random.randrange(0, 2**32 - 4)
+    steps = request.num_inference_steps or family.default_steps
+    guidance = family.default_guidance if request.guidance is None else request.guidance
+    params = {
+        "task": task, "prompt": request.prompt, "negative_prompt": request.negative_prompt,
+        "num_inference_steps": steps, "guidance": guidance, "seed": seed, "num_images": request.num_images,
+        "output_format": request.output_format,
+    }
+    call = {"prompt": request.prompt, "num_inference_steps": steps,
+            **family.guidance_kwargs(guidance, request.negative_prompt)}
+    return params, [seed + i for i in range(request.num_images)], call
+
+
+def _snapped(width: int, height: int, family: Family, limits: Limits, notices: list[str],
+             field_prefix: str = "") -> tuple[int, int]:
+    m = family.size_multiple
+    w, h = sizes.snap(width, m), sizes.snap(height, m)
+    for name, before, after in (("width", width, w), ("height", height, h)):
+        if before != after:
+            notices.append(f"{field_prefix}{name} {before} snapped to {after} (multiple of {m})")
+    _check_pixels(w, h, limits, "width")
+    return w, h
+
+
+def _check_pixels(width: int, height: int, limits: Limits, field_name: str) -> None:
+    if width * height > limits.max_pixels:
+        raise ApiError(422, "too_many_pixels",
+                       f"{width}x{height} is over MAX_PIXELS={limits.max_pixels}", field_name)
+
+
+def _generate(request: GenerateRequest, images, family: Family, limits: Limits) -> Plan:
+    notices: list[str] = []
+    params, seeds, call = _common("generate", request, family)
+    if request.width is not None:
+        width, height = _snapped(request.width, request.height, family, limits, notices)
+    else:
+        width, height = family.presets[request.aspect_ratio or "1:1"]
+        _check_pixels(width, height, limits, "aspect_ratio")
+        params["aspect_ratio"] = request.aspect_ratio or "1:1"
+    params.update(width=width, height=height)
+    call.update(width=width, height=height)
+    return Plan("generate", "text2image", params, seeds, call, notices)
+
+
+def _img2img(request: Img2ImgRequest, images, family: Family, limits: Limits) -> Plan:
+    notices: list[str] = []
+    params, seeds, call = _common("img2img", request, family)
+    source = images["image"].convert("RGB")
+    width, height = (request.width, request.height) if request.width is not None else source.size
+    width, height = _snapped(width, height, family, limits, notices)
+    params.update(width=width, height=height, strength=request.strength)
+    call.update(width=width, height=height, strength=request.strength,
+                image=source.resize((width, height), Image.Resampling.LANCZOS))
+    return Plan("img2img", "image2image", params, seeds, call, notices)
+
+
+def _inpaint_mask(request: InpaintRequest, image: Image.Image, mask: Image.Image | None,
+                  notices: list[str]) -> Image.Image:
+    if mask is not None and request.region is not None:
+        raise ApiError(422, "invalid_value", "region: give either a mask or a region, not both", "region")
+    if mask is None and request.region is None:
+        raise ApiError(422, "missing_field", "mask: an inpaint needs a mask image or a region", "mask")
+    if request.region is not None:
+        r = request.region
+        if r.x >= image.width or r.y >= image.height:
+            raise ApiError(422, "invalid_value",
+                           f"region: ({r.x}, {r.y}) lies outside the {image.width}x{image.height} image", "region")
+        box = masks.Box(r.x, r.y, min(image.width, r.x + r.width), min(image.height, r.y + r.height))
+        return masks.mask_from_region(image.size, box)
+    mask = masks.mask_from_upload(mask)
+    if mask.size != image.size:
+        notices.append(f"mask {mask.width}x{mask.height} resized to the image's {image.width}x{image.height}")
+        mask = mask.resize(image.size, Image.Resampling.NEAREST)
+    return mask
+
+
+def _inpaint(request: InpaintRequest, images, family: Family, limits: Limits) -> Plan:
+    notices: list[str] = []
+    params, seeds, call = _common("inpaint", request, family)
+    original = images["image"].convert("RGB")
+    mask = _inpaint_mask(request, original, images.get("mask"), notices)
+    hard, soft = masks.prepare_inpaint_mask(mask, request.mask_invert, request.mask_grow, request.mask_blur)
+    selected = masks.bounding_box(hard)
+    if selected is None:
+        raise ApiError(422, "empty_mask", "mask: the mask selects no pixels (white = repaint)", "mask")
+    m = family.size_multiple
+    if request.inpaint_area == "masked":
+        box = masks.padded_box(selected, request.masked_padding, original.size)
+        # Upscale small crops for detail, but never past the image's own short side.
+        min_side = min(limits.masked_min_size, min(original.size))
+        width, height = sizes.scale_to_min_side(box.width, box.height, min_side, m)
+    else:
+        box = masks.Box(0, 0, original.width, original.height)
+        width, height = sizes.round_up(original.width, m), sizes.round_up(original.height, m)
+    _check_pixels(width, height, limits, "image")
+    crop = box.as_tuple()
+    params.update(width=original.width, height=original.height, strength=request.strength,
+                  inpaint_area=request.inpaint_area, mask_blur=request.mask_blur, mask_grow=request.mask_grow,
+                  mask_invert=request.mask_invert, processing_size=[width, height], processing_box=list(crop))
+    if request.inpaint_area == "masked":
+        params["masked_padding"] = request.masked_padding
+    if request.region is not None:
+        params["region"] = request.region.model_dump()
+    call.update(width=width, height=height, strength=request.strength,
+                image=original.crop(crop).resize((width, height), Image.Resampling.LANCZOS),
+                mask_image=hard.crop(crop).resize((width, height), Image.Resampling.NEAREST))
+
+    def finish(generated: Image.Image) -> Image.Image:
+        patch = masks.composite(original.crop(crop), generated, soft.crop(crop))
+        result = original.copy()
+        result.paste(patch, crop[:2])
+        return result
+
+    return Plan("inpaint", "inpainting", params, seeds, call, notices, finish)
+
+
+def _outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) -> Plan:
+    notices: list[str] = []
+    params, seeds, call = _common("outpaint", request, family)
+    original = images["image"].convert("RGB")
+    if request.aspect_ratio is not None:
+        extents = sizes.extents_for_ratio(original.width, original.height, request.aspect_ratio)
+        params["aspect_ratio"] = request.aspect_ratio
+    else:
+        extents = (request.left, request.right, request.top, request.bottom)
+    canvas = masks.outpaint_canvas(original, extents, family.size_multiple, request.feather)
+    width, height = canvas.size
+    asked = (original.width + extents[0] + extents[1], original.height + extents[2] + extents[3])
+    if (width, height) != asked:
+        notices.append(f"canvas {asked[0]}x{asked[1]} rounded up to {width}x{height} (multiple of "
+                       f"{family.size_multiple}); the original sits at {canvas.offset}")
+    _check_pixels(width, height, limits, "aspect_ratio" if request.aspect_ratio else "right")
+    params.update(width=width, height=height, left=extents[0], right=extents[1], top=extents[2],
+                  bottom=extents[3], feather=request.feather, offset=list(canvas.offset), strength=1.0)
+    call.update(width=width, height=height, strength=1.0, image=canvas.prefill, mask_image=canvas.hard)
+
+    def finish(generated: Image.Image) -> Image.Image:
+        return masks.composite(canvas.prefill, generated, canvas.soft)
+
+    return Plan("outpaint", "inpainting", params, seeds, call, notices, finish)

@@ -1,0 +1,35 @@
+"""Size arithmetic: snapping to the model's multiple, presets, outpaint extents."""
+
+from __future__ import annotations
+
+import math
+
+
+def snap(value: int, multiple: int) -> int:
+    """Nearest multiple, never below one multiple (the pipeline would floor silently)."""
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def round_up(value: int, multiple: int) -> int:
+    return max(multiple, math.ceil(value / multiple) * multiple)
+
+
+def parse_ratio(ratio: str) -> float:
+    w, h = ratio.split(":")
+    return int(w) / int(h)
+
+
+def extents_for_ratio(width: int, height: int, ratio: str) -> tuple[int, int, int, int]:
+    """Left/right/top/bottom that widen (or heighten) the image to `ratio`, split evenly."""
+    target = parse_ratio(ratio)
+    if width / height < target:
+        extra = round(height * target) - width
+        return extra // 2, extra - extra // 2, 0, 0
+    extra = round(width / target) - height
+    return 0, 0, extra // 2, extra - extra // 2
+
+
+def scale_to_min_side(width: int, height: int, min_side: int, multiple: int) -> tuple[int, int]:
+    """Grow a box so its short side reaches `min_side` (quality), then round up to the multiple."""
+    scale = max(1.0, min_side / min(width, height))
+    return round_up(round(width * scale), multiple), round_up(round(height * scale), multiple)

@@ -1,0 +1,1 @@
+"""Client for the self-hosted Qwen-Image inference server: all plugin HTTP lives here."""

@@ -1,0 +1,40 @@
+"""Parse the provider credentials once, with messages that name the credential to fix."""
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from qwen_client.errors import QwenImageError
+
+DEFAULT_BUDGET_S = 540
+# The daemon kills a call after PLUGIN_MAX_EXECUTION_TIMEOUT (600 s by default); users
+# who raised it may raise the budget too, but an hour is past any sane tool call.
+MAX_BUDGET_S = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    server_url: str
+    api_key: str | None
+    budget_s: float
+
+
+def from_credentials(credentials: dict) -> Settings:
+    url = str(credentials.get("server_url") or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise QwenImageError(
+            f"Server URL '{url}' is not an http(s) URL. "
+            "Set it to the inference server's root, e.g. http://gpu-host:8000"
+        )
+    key = str(credentials.get("api_key") or "").strip() or None
+    raw = str(credentials.get("timeout_seconds") or "").strip() or str(DEFAULT_BUDGET_S)
+    try:
+        budget = float(raw)
+    except ValueError:
+        budget = -1.0
+    if not 1 <= budget <= MAX_BUDGET_S:
+        raise QwenImageError(
+            f"Timeout '{raw}' must be a number of seconds between 1 and {MAX_BUDGET_S}; "
+            f"keep it under the daemon's PLUGIN_MAX_EXECUTION_TIMEOUT (600 s by default)."
+        )
+    return Settings(server_url=url, api_key=key, budget_s=budget)

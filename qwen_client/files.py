@@ -1,0 +1,69 @@
+"""Download input images from Dify's file service (or an agent's URL) with our own timeout.
+
+The SDK's File.blob uses a 5 s timeout and a vague error; a signed Dify URL also
+expires after 300 s, so the plugin fetches early and says exactly what went wrong.
+"""
+
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from qwen_client.errors import InputFileError
+
+MAX_BYTES = 50 * 1024 * 1024
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+
+_session = requests.Session()
+_adapter = HTTPAdapter(max_retries=Retry(
+    total=3, connect=3, read=0, status=2, other=0, backoff_factor=0.5,
+    status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET"}), raise_on_status=False,
+))
+_session.mount("http://", _adapter)
+_session.mount("https://", _adapter)
+
+
+def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S) -> bytes:
+    """Return the bytes at url; `what` names the parameter in error messages."""
+    url = (url or "").strip()
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise InputFileError(
+            f"The {what} URL '{url}' has no http(s) scheme. Dify builds file URLs from its "
+            "FILES_URL setting: set FILES_URL in Dify's .env (e.g. http://api:5001, an address "
+            "the plugin daemon can reach) and restart Dify. Agents must pass a full http(s) URL."
+        )
+    timeout = max(1.0, min(READ_TIMEOUT_S, read_timeout))
+    try:
+        with _session.get(url, timeout=(CONNECT_TIMEOUT_S, timeout), stream=True) as resp:
+            if resp.status_code >= 400:
+                raise InputFileError(
+                    f"Downloading the {what} failed: HTTP {resp.status_code} from {_short(url)}. "
+                    "Dify file URLs expire 5 minutes after they are signed; check the URL "
+                    "and that the file still exists."
+                )
+            data = bytearray()
+            for chunk in resp.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > MAX_BYTES:
+                    raise InputFileError(f"The {what} is larger than {MAX_BYTES // 2**20} MB.")
+    except requests.Timeout as exc:
+        raise InputFileError(
+            f"Downloading the {what} from {_short(url)} timed out after {timeout:.0f} s. "
+            "Check that the plugin daemon can reach Dify's FILES_URL."
+        ) from exc
+    except requests.RequestException as exc:
+        raise InputFileError(
+            f"Downloading the {what} from {_short(url)} failed ({type(exc).__name__}). "
+            "Check that the plugin daemon can reach Dify's FILES_URL."
+        ) from exc
+    if not data:
+        raise InputFileError(f"The {what} at {_short(url)} is empty.")
+    return bytes(data)
+
+
+def _short(url: str) -> str:
+    """The URL without its query: Dify's signature is noise in a message."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -1,0 +1,67 @@
+"""What every tool does: parameters -> one client call -> Dify messages.
+
+Tool classes stay thin and call `invoke`; this module holds no Tool subclass, so the
+SDK's one-subclass-per-module loader rule holds for every tools/<name>.py.
+"""
+
+import base64
+import time
+from collections.abc import Generator
+
+from qwen_client import client as qclient
+from qwen_client import config, errors, files
+from tools import enhance, params
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def invoke(tool, task: str, tool_parameters: dict) -> Generator:
+    """Run one task for a Tool instance and yield its messages."""
+    settings = config.from_credentials(tool.runtime.credentials)
+    deadline = time.monotonic() + settings.budget_s
+    prompt = str(tool_parameters.get("prompt") or "").strip()
+    enhanced = False
+    model = tool_parameters.get("enhance_model")
+    if model and prompt:
+        prompt = enhance.enhance(tool.session, model, task, prompt)
+        enhanced = True
+        yield tool.create_text_message(f"Enhanced prompt: {prompt}\n")
+
+    body = params.build_body(task, tool_parameters, prompt)
+    for name, url in params.image_sources(task, tool_parameters).items():
+        data = files.download(url, name, deadline - time.monotonic())
+        body[name] = base64.b64encode(data).decode("ascii")
+
+    client = qclient.Client(settings, params.FIELD_LABELS)
+    job, shown = {}, ""
+    for job in client.run(task, body, deadline):
+        text = qclient.progress_text(job)
+        if text and text != shown:
+            shown = text
+            yield tool.create_text_message(text + "\n")
+
+    images = []
+    for index, image in enumerate(job.get("images") or []):
+        mime = image.get("mime_type") or "image/png"
+        name = f"qwen_image_{task}_{job['id']}_{index}.{EXTENSIONS.get(mime, 'png')}"
+        data = client.fetch(image["url"], deadline)
+        yield tool.create_blob_message(blob=data, meta={"mime_type": mime, "filename": name})
+        images.append({k: image.get(k) for k in ("seed", "width", "height", "mime_type")} | {"filename": name})
+
+    if not images:
+        raise errors.JobError(f"Job {job['id']} on {client.base} succeeded but returned no images.", job["id"])
+    first = images[0]
+    seeds = [image["seed"] for image in images]
+    summary = {
+        "job_id": job["id"], "task": task, "prompt": prompt, "prompt_enhanced": enhanced,
+        "seed": first["seed"], "seeds": seeds, "width": first["width"], "height": first["height"],
+        "images": images, "timings": job.get("timings") or {}, "notices": job.get("notices") or [],
+        "cache": job.get("cache"),
+    }
+    yield tool.create_json_message(summary)
+    for key in ("seed", "seeds", "width", "height", "job_id", "prompt"):
+        yield tool.create_variable_message(key, summary[key])
+    yield tool.create_text_message(
+        f"Created {len(images)} image(s) of {first['width']}x{first['height']} "
+        f"(seeds {', '.join(map(str, seeds))}) with job {job['id']}."
+    )
