@@ -178,7 +178,8 @@ def _outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) 
     params, seeds, call = _common("outpaint", request, family)
     original = images["image"].convert("RGB")
     if request.aspect_ratio is not None:
-        extents = sizes.extents_for_ratio(original.width, original.height, request.aspect_ratio)
+        extents = sizes.extents_for_ratio(original.width, original.height, request.aspect_ratio,
+                                           family.size_multiple)
         params["aspect_ratio"] = request.aspect_ratio
     else:
         extents = (request.left, request.right, request.top, request.bottom)

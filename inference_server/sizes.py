@@ -19,14 +19,19 @@ def parse_ratio(ratio: str) -> float:
     return int(w) / int(h)
 
 
-def extents_for_ratio(width: int, height: int, ratio: str) -> tuple[int, int, int, int]:
-    """Left/right/top/bottom that widen (or heighten) the image to `ratio`, split evenly."""
+def extents_for_ratio(width: int, height: int, ratio: str, multiple: int) -> tuple[int, int, int, int]:
+    """Left/right/top/bottom that widen (or heighten) the image to `ratio` on a canvas of whole multiples.
+
+    The original is centred, its offset floored to a multiple so it sits on whole latent cells.
+    """
     target = parse_ratio(ratio)
     if width / height < target:
-        extra = round(height * target) - width
-        return extra // 2, extra - extra // 2, 0, 0
-    extra = round(width / target) - height
-    return 0, 0, extra // 2, extra - extra // 2
+        canvas = max(snap(round(height * target), multiple), round_up(width, multiple))
+        left = (canvas - width) // 2 // multiple * multiple
+        return left, canvas - width - left, 0, 0
+    canvas = max(snap(round(width / target), multiple), round_up(height, multiple))
+    top = (canvas - height) // 2 // multiple * multiple
+    return 0, 0, top, canvas - height - top
 
 
 def scale_to_min_side(width: int, height: int, min_side: int, multiple: int) -> tuple[int, int]:

@@ -1,0 +1,115 @@
+"""A real inference server process on a free port, as tests, benchmarks and reliability runs need it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def png_b64(image: Image.Image, fmt: str = "PNG") -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+class ServerProcess:
+    """`python -m inference_server serve` with the given environment; stderr goes to data_dir/server.log."""
+
+    def __init__(self, data_dir: Path, api_key: str = "test-key", **env: str):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.api_key = api_key
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.data_dir / "server.log"
+        self.env = {
+            **os.environ, "PYTHONPATH": str(ROOT), "PORT": str(self.port), "DATA_DIR": str(self.data_dir),
+            "API_KEYS": api_key, "MODEL_ID": "tiny", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            **{k: str(v) for k, v in env.items()},
+        }
+        self.process: subprocess.Popen | None = None
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def start(self, wait_ready: bool = True, timeout: float = 180) -> "ServerProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "inference_server", "serve"], cwd=ROOT,
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout} s: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    # ---- HTTP helpers --------------------------------------------------------------------
+    def post(self, task: str, body: dict, wait: float | None = 60, headers: dict | None = None) -> requests.Response:
+        merged = {"Prefer": f"wait={wait:g}"} if wait else {}
+        merged.update(headers or {})
+        return self.session.post(f"{self.url}/v1/{task}", json=body, headers=merged, timeout=120)
+
+    def run(self, task: str, body: dict, **kwargs) -> dict:
+        """Submit and return the finished job, asserting it succeeded."""
+        response = self.post(task, body, **kwargs)
+        job = response.json()
+        assert response.status_code in (200, 202), job
+        if job["status"] not in ("succeeded", "failed", "cancelled"):
+            job = self.job(job["id"], wait=60)
+        assert job["status"] == "succeeded", job
+        return job
+
+    def job(self, job_id: str, wait: float = 0) -> dict:
+        params = {"wait": wait} if wait else {}
+        return self.session.get(f"{self.url}/v1/jobs/{job_id}", params=params, timeout=90).json()
+
+    def file_bytes(self, image: dict) -> bytes:
+        response = self.session.get(self.url + image["url"], timeout=30)
+        response.raise_for_status()
+        return response.content
+
+    def images(self, job: dict) -> list[Image.Image]:
+        return [Image.open(io.BytesIO(self.file_bytes(image))) for image in job["images"]]
