@@ -35,6 +35,8 @@ class TaskRequest(BaseModel):
 
 
 class PromptRequired(TaskRequest):
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+
     @field_validator("prompt")
     @classmethod
     def _not_blank(cls, value: str) -> str:

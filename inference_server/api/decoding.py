@@ -39,7 +39,7 @@ def _from_json(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, d
             continue
         if not isinstance(value, str):
             raise ApiError(422, "invalid_image", f"{name}: send the image as a base64 string or data URI", name)
-        if value.startswith(("http://", "https://", "file:", "/")):
+        if value.startswith(("http://", "https://", "file:")):
             raise ApiError(422, "invalid_image", f"{name}: send the image bytes (base64), not a URL or path", name)
         images[name] = decode_base64(value, name)
     return body, images

@@ -98,10 +98,11 @@ def _place(base: DiffusionPipeline, settings: Settings, device: str) -> None:
         base.to(device)
     if settings.vae_tiling:
         base.vae.enable_tiling()
+    denoiser = base.unet if hasattr(base, "unet") else base.transformer  # SDXL has a UNet, Qwen/FLUX a transformer
     if settings.attention_backend:
-        base.transformer.set_attention_backend(settings.attention_backend)
+        denoiser.set_attention_backend(settings.attention_backend)
     if settings.compile_transformer:
-        base.transformer.compile_repeated_blocks(fullgraph=True)
+        denoiser.compile_repeated_blocks(fullgraph=True)
 
 
 def _enable_fast_mode(base: DiffusionPipeline, lora_path: str, family: Family) -> Family:

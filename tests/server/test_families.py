@@ -52,6 +52,13 @@ def test_sdxl_loads_as_one_set_of_weights(sdxl_dir, tmp_path, torch_dtype, expec
             assert getattr(pipe, name).dtype == expected, name
 
 
+
+def test_sdxl_attention_backend_is_set_on_the_unet(sdxl_dir, tmp_path):
+    """SDXL has no `transformer`: ATTENTION_BACKEND must reach its UNet instead of failing the load."""
+    loaded = load(Settings(model_id=str(sdxl_dir), data_dir=tmp_path, attention_backend="native"))
+    assert loaded.pipelines["inpainting"].unet is loaded.pipelines["text2image"].unet
+
+
 def test_sdxl_text2image(engine):
     image, steps = run(engine, "text2image", plan(engine.family))
     assert image.size == (SIZE, SIZE)
