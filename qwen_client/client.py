@@ -39,7 +39,7 @@ def _retry(methods: set[str], statuses: tuple[int, ...]) -> Retry:
     # have been accepted, and a hung server must not get the budget twice. Retry-After
     # is ignored so a loading server cannot eat the budget.
     return Retry(
-        total=4, connect=3, read=0, status=3, other=0,
+        total=4, connect=3, read=False, status=3, other=0,
         backoff_factor=0.5, status_forcelist=statuses, allowed_methods=frozenset(methods),
         raise_on_status=False, respect_retry_after_header=False,
     )
@@ -146,7 +146,13 @@ class Client:
     # --- the API -------------------------------------------------------------------
     def check(self) -> dict:
         """What credential validation needs: our service, the key accepted, the model loaded."""
-        info = self._json(self._request(self._http, "GET", "/v1/info", 10))
+        resp = self._request(self._http, "GET", "/v1/info", 10)
+        if resp.status_code == 404:
+            raise ServerError(
+                f"{self.base} has no /v1/info. Set the Server URL credential to the inference "
+                "server's root, without a path, e.g. http://gpu-host:8000.", 404,
+            )
+        info = self._json(resp)
         if info.get("service") != SERVICE:
             raise ServerError(
                 f"{self.base}/v1/info answered, but the service is {info.get('service')!r}, "

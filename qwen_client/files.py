@@ -18,7 +18,7 @@ READ_TIMEOUT_S = 60
 
 _session = requests.Session()
 _adapter = HTTPAdapter(max_retries=Retry(
-    total=3, connect=3, read=0, status=2, other=0, backoff_factor=0.5,
+    total=3, connect=3, read=False, status=2, other=0, backoff_factor=0.5,
     status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET"}), raise_on_status=False,
 ))
 _session.mount("http://", _adapter)

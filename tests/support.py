@@ -51,8 +51,9 @@ class ServerProcess:
 
     def start(self, wait_ready: bool = True, timeout: float = 180) -> "ServerProcess":
         log = open(self.log_path, "ab")
+        # Its own process group, so a crash test can kill gunicorn's master and worker at once.
         self.process = subprocess.Popen([sys.executable, "-m", "inference_server", "serve"], cwd=ROOT,
-                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         if wait_ready:
             self.wait_ready(timeout)
@@ -75,6 +76,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        self.session.close()  # idle keep-alive connections would hold up a graceful shutdown
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -84,7 +86,15 @@ class ServerProcess:
                 self.process.wait()
 
     def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        """kill -9 the whole server: gunicorn's master and the worker that owns the model."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def worker_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
 
     # ---- HTTP helpers --------------------------------------------------------------------
     def post(self, task: str, body: dict, wait: float | None = 60, headers: dict | None = None) -> requests.Response:

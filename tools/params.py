@@ -121,6 +121,8 @@ def image_sources(task: str, params: Mapping) -> dict[str, str]:
     sources = {}
     for name, required in TASK_IMAGES[task].items():
         file = params.get(name)
+        if isinstance(file, list):  # a workflow may map a files array: its first image
+            file = file[0] if file else None
         url = getattr(file, "url", None) or (file.get("url") if isinstance(file, Mapping) else None)
         url = url or str(params.get(f"{name}_url") or "").strip()
         if url:

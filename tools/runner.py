@@ -20,17 +20,17 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     settings = config.from_credentials(tool.runtime.credentials)
     deadline = time.monotonic() + settings.budget_s
     prompt = str(tool_parameters.get("prompt") or "").strip()
-    enhanced = False
-    model = tool_parameters.get("enhance_model")
-    if model and prompt:
-        prompt = enhance.enhance(tool.session, model, task, prompt)
-        enhanced = True
-        yield tool.create_text_message(f"Enhanced prompt: {prompt}\n")
-
+    # Check every parameter, then fetch the inputs while Dify's signed URLs are fresh,
+    # and only then spend an LLM call.
     body = params.build_body(task, tool_parameters, prompt)
     for name, url in params.image_sources(task, tool_parameters).items():
         data = files.download(url, name, deadline - time.monotonic())
         body[name] = base64.b64encode(data).decode("ascii")
+    model = tool_parameters.get("enhance_model")
+    enhanced = bool(isinstance(model, dict) and model.get("model") and prompt)
+    if enhanced:
+        prompt = body["prompt"] = enhance.enhance(tool.session, model, task, prompt)
+        yield tool.create_text_message(f"Enhanced prompt: {prompt}\n")
 
     client = qclient.Client(settings, params.FIELD_LABELS)
     job, shown = {}, ""

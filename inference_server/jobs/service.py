@@ -45,6 +45,7 @@ class JobService:
         self.files = FileStore(settings.data_dir / "files")
         self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"]) for i in images))
         self.interrupted_at_start = self.store.mark_interrupted()
+        self.remove_expired()
         self.engine = None
         self.load_error: str | None = None
         self._live: dict[str, Job] = {}

@@ -17,7 +17,7 @@ def png(width: int = 64, height: int = 64, color=(200, 40, 40)) -> bytes:
 
 
 class FakeServer:
-    """Modes: 'ok', 'hang' (answers nothing), 'slow_job' (a job that never ends)."""
+    """Modes: 'ok', 'hang' (answers nothing), 'slow_job' (a job that never ends), 'other' (not our service)."""
 
     def __init__(self, mode: str = "ok", fail_first: int = 0):
         self.mode = mode
@@ -33,7 +33,10 @@ class FakeServer:
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the plugin gave up on this request, as it should
 
             def _handle(self, method: str):
                 fake.log.append((method, self.path))
@@ -74,7 +77,8 @@ class FakeServer:
     def route(self, handler, method: str) -> None:
         parts = urlsplit(handler.path)
         if parts.path == "/v1/info":
-            return handler._send(200, {"service": "qwen-image-inference-server", "model": "fake"})
+            service = "other-service" if self.mode == "other" else "qwen-image-inference-server"
+            return handler._send(200, {"service": service, "model": "fake"})
         if parts.path == "/readyz":
             return handler._send(200, {"status": "ready"})
         if parts.path == "/v1/files/fake.png":

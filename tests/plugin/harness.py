@@ -49,11 +49,11 @@ class Result:
 class PluginProcess:
     """`python -m main` with INSTALL_METHOD=local, as Dify's plugin daemon starts it."""
 
-    def __init__(self, env: dict | None = None):
+    def __init__(self, root: Path = ROOT, env: dict | None = None):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("REMOTE_INSTALL")}
         full_env.update({"INSTALL_METHOD": "local", "PYTHONUNBUFFERED": "1"}, **(env or {}))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "main"], cwd=ROOT, env=full_env,
+            [sys.executable, "-m", "main"], cwd=root, env=full_env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         self.manifest: dict | None = None

@@ -59,5 +59,6 @@ def test_file_wins_over_url_and_missing_image_is_named():
                                             "mask_url": "http://x/m.png"}) == {
         "image": "http://dify/files/1", "mask": "http://x/m.png"}
     assert params.image_sources("outpaint", {"image": {"url": "http://d/f"}}) == {"image": "http://d/f"}
+    assert params.image_sources("outpaint", {"image": [File(), {"url": "x"}]}) == {"image": "http://dify/files/1"}
     with pytest.raises(params.ParameterError, match="'image'.*image_url"):
         params.image_sources("img2img", {"image_url": " "})

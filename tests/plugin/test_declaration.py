@@ -1,0 +1,71 @@
+"""The YAML interface: what Dify shows users and agents, checked against what the code sends."""
+
+import pytest
+import yaml
+
+from tests.plugin.harness import ROOT
+from tools import params
+
+LANGS = {"en_US", "zh_Hans", "ja_JP", "pt_BR"}
+TOOLS = ("generate", "inpaint", "outpaint", "img2img")
+CREATIVE = {"prompt", "negative_prompt", "image", "image_url", "mask", "mask_url", "region",
+            "left", "right", "top", "bottom"}
+INPUTS = {"prompt", "image", "image_url", "mask", "mask_url", "enhance_model"}
+
+
+def load(path: str) -> dict:
+    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+
+
+def test_manifest():
+    manifest = load("manifest.yaml")
+    assert manifest["name"] == "qwen_image" and manifest["author"] == manifest["author"].lower()
+    assert "dify" not in manifest["author"] and "langgenius" not in manifest["author"]
+    assert set(manifest["label"]) == LANGS and manifest["label"]["en_US"] == "Qwen-Image (self-hosted)"
+    assert manifest["meta"]["runner"] == {"language": "python", "version": "3.12", "entrypoint": "main"}
+    assert manifest["resource"]["memory"] > 0
+    assert manifest["resource"]["permission"]["model"] == {"enabled": True, "llm": True}
+    assert manifest["privacy"] == "PRIVACY.md" and (ROOT / "PRIVACY.md").read_text().strip()
+    assert manifest["created_at"]
+    icon = (ROOT / "_assets" / manifest["icon"]).read_text()
+    assert icon.lstrip().startswith("<svg") and "<path" in icon
+
+
+def test_provider_credentials():
+    provider = load("provider/qwen_image.yaml")
+    creds = provider["credentials_for_provider"]
+    assert creds["server_url"]["type"] == "text-input" and creds["server_url"]["required"] is True
+    assert creds["api_key"]["type"] == "secret-input"
+    assert creds["timeout_seconds"]["default"] == "540"
+    assert provider["tools"] == [f"tools/{t}.yaml" for t in TOOLS]
+
+
+@pytest.mark.parametrize("task", TOOLS)
+def test_tool_yaml(task):
+    tool = load(f"tools/{task}.yaml")
+    assert tool["identity"]["name"] == task and tool["extra"]["python"]["source"] == f"tools/{task}.py"
+    assert set(tool["identity"]["label"]) == LANGS and set(tool["description"]["human"]) == LANGS
+    assert tool["description"]["llm"]
+    assert set(tool["output_schema"]["properties"]) >= {"seed", "seeds", "width", "height", "job_id"}
+    by_name = {p["name"]: p for p in tool["parameters"]}
+    for name, p in by_name.items():
+        assert set(p["label"]) == LANGS and set(p["human_description"]) == LANGS, name
+        assert p["form"] == ("llm" if name in CREATIVE else "form"), name
+        if p["form"] == "llm":
+            assert len(p.get("llm_description", "")) > 20, name
+        if p["type"] == "select":
+            assert p["default"] in [o["value"] for o in p["options"]], name
+        if p["type"] == "number" and "default" in p:
+            assert p["min"] <= p["default"] <= p["max"], name
+    # Every declared parameter is sent (or consumed), and the code sends nothing undeclared.
+    assert set(by_name) - INPUTS == set(params.TASK_PARAMS[task])
+    for image in params.TASK_IMAGES[task]:
+        assert by_name[image]["type"] == "file" and by_name[f"{image}_url"]["type"] == "string"
+    assert by_name["enhance_model"]["type"] == "model-selector" and by_name["enhance_model"]["scope"] == "llm"
+    assert by_name["prompt"]["required"] is (task in params.PROMPT_REQUIRED)
+
+
+def test_no_print_in_plugin_code():
+    sources = [ROOT / "main.py", *ROOT.glob("provider/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("qwen_client/*.py")]
+    offenders = [str(p) for p in sources if "print(" in p.read_text()]
+    assert not offenders

@@ -1,0 +1,187 @@
+"""Operating the server: queue limits, timeouts, a wedged worker, auth, CORS, logs, restarts, expiry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.support import ROOT, ServerProcess
+
+TINY = {"width": 32, "height": 32}
+SECRET_PROMPT = "SECRET-PROMPT 玫瑰花园"
+
+
+@pytest.fixture(scope="module")
+def ops_server(tmp_path_factory):
+    server = ServerProcess(tmp_path_factory.mktemp("ops"), api_key="key-one,key-two", MAX_QUEUE="2",
+                           INJECT_FAULTS="1", WORKER_STALL_S="1.5", JOB_TIMEOUT_S="2",
+                           CORS_ORIGINS="https://dify.example.com")
+    server.session.headers["Authorization"] = "Bearer key-one"
+    server.start()
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_full_queue_answers_429_with_retry_after(ops_server):
+    slow = {"X-Inject-Fault": "slow=0.3"}
+    running = ops_server.post("generate", {"prompt": "a", **TINY, "num_inference_steps": 40}, wait=None,
+                              headers=slow).json()
+    wait_for(lambda: ops_server.job(running["id"])["status"] == "running")
+    queued = [ops_server.post("generate", {"prompt": "b", **TINY, "num_inference_steps": 2}, wait=None).json()
+              for _ in range(2)]
+    assert [ops_server.job(job["id"])["position"] for job in queued] == [1, 2]
+    assert ops_server.job(running["id"])["position"] == 0
+    refused = ops_server.post("generate", {"prompt": "c", **TINY}, wait=None)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"]["code"] == "queue_full"
+    # Cancelling a queued job frees its place at once.
+    cancelled = ops_server.session.delete(f"{ops_server.url}/v1/jobs/{queued[1]['id']}").json()
+    assert cancelled["status"] == "cancelled"
+    # The slow job runs past JOB_TIMEOUT_S=2 and fails with `timeout`; the queued one then runs.
+    timed_out = ops_server.job(running["id"], wait=30)
+    assert timed_out["status"] == "failed" and timed_out["error"]["code"] == "timeout"
+    assert ops_server.job(queued[0]["id"], wait=30)["status"] == "succeeded"
+    metrics = ops_server.session.get(f"{ops_server.url}/metrics").text
+    assert 'qwen_image_job_failures_total{code="timeout"} 1.0' in metrics
+    assert "qwen_image_rejected_total 1.0" in metrics
+    assert "qwen_image_queue_depth 0.0" in metrics
+
+
+def test_a_wedged_worker_makes_readyz_fail(ops_server):
+    job = ops_server.post("generate", {"prompt": "w", **TINY}, wait=None, headers={"X-Inject-Fault": "wedge"}).json()
+    refusal = wait_for(lambda: (r := requests.get(f"{ops_server.url}/readyz")).status_code == 503 and r.json(), 20)
+    assert "stalled" in refusal["error"]["message"] and job["id"] in refusal["error"]["message"]
+    assert requests.get(f"{ops_server.url}/healthz").status_code == 200  # alive, but not ready
+    ops_server.session.delete(f"{ops_server.url}/v1/jobs/{job['id']}")
+    assert ops_server.job(job["id"], wait=10)["status"] == "cancelled"
+    wait_for(lambda: requests.get(f"{ops_server.url}/readyz").status_code == 200)
+
+
+PROTECTED = [("GET", "/v1/info"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("POST", "/v1/generate"),
+             ("POST", "/v1/inpaint"), ("POST", "/v1/outpaint"), ("POST", "/v1/img2img"),
+             ("GET", "/v1/jobs/" + "0" * 32), ("DELETE", "/v1/jobs/" + "0" * 32),
+             ("GET", "/v1/jobs/" + "0" * 32 + "/events"), ("GET", "/v1/files/" + "0" * 40 + ".png")]
+
+
+@pytest.mark.parametrize("method,path", PROTECTED)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "key-one", "Basic a2V5LW9uZQ==", "Bearer "])
+def test_every_endpoint_but_health_needs_the_key(ops_server, method, path, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    response = requests.request(method, ops_server.url + path, headers=headers, json={"prompt": "x"}, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_either_key_works_and_health_is_open(ops_server):
+    for key in ("key-one", "key-two"):
+        assert requests.get(f"{ops_server.url}/v1/info", headers={"Authorization": f"Bearer {key}"}).ok
+    assert requests.get(f"{ops_server.url}/healthz").ok and requests.get(f"{ops_server.url}/readyz").ok
+
+
+def test_cors_is_an_allow_list(ops_server):
+    allowed = ops_server.session.get(f"{ops_server.url}/v1/info", headers={"Origin": "https://dify.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://dify.example.com"
+    other = ops_server.session.get(f"{ops_server.url}/v1/info", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_info_openapi_and_metrics(ops_server):
+    info = ops_server.session.get(f"{ops_server.url}/v1/info").json()
+    assert info["service"] == "qwen-image-inference-server" and info["model"] == "tiny"
+    assert info["family"] == "qwen-image" and info["device"] == "cpu" and info["dtype"] == "float32"
+    assert set(info["tasks"]) == {"generate", "inpaint", "outpaint", "img2img"}
+    assert info["limits"]["max_queue"] == 2
+    spec = ops_server.session.get(f"{ops_server.url}/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and spec["servers"][0]["url"] == ops_server.url
+    operations = [op for item in spec["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) == 13
+    assert {"generate", "inpaint", "outpaint", "img2img", "getJob", "cancelJob", "jobEvents", "getFile"} <= set(ids)
+    properties = spec["components"]["schemas"]["InpaintRequest"]["properties"]
+    assert {"prompt", "image", "mask", "region", "inpaint_area", "mask_blur"} <= set(properties)
+
+
+def test_logs_hold_neither_the_key_nor_the_prompt(ops_server):
+    ops_server.run("generate", {"prompt": SECRET_PROMPT, "negative_prompt": SECRET_PROMPT, **TINY,
+                                "num_inference_steps": 1})
+    requests.get(f"{ops_server.url}/v1/info", headers={"Authorization": "Bearer key-two"})
+    log = ops_server.log_tail(10_000_000)
+    assert '"message": "POST /v1/generate 200"' in log  # the log is there, as JSON lines
+    assert "SECRET-PROMPT" not in log and "玫瑰" not in log
+    assert "key-one" not in log and "key-two" not in log
+
+
+def test_non_loopback_bind_without_a_key_is_refused(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOST": "0.0.0.0", "API_KEYS": "", "DATA_DIR": str(tmp_path),
+           "MODEL_ID": "tiny"}
+    result = subprocess.run([sys.executable, "-m", "inference_server", "serve"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "refusing to listen on 0.0.0.0 without API_KEYS" in result.stderr
+
+
+def test_kill_9_mid_job_then_restart_keeps_results(tmp_path):
+    server = ServerProcess(tmp_path / "data", INJECT_FAULTS="1").start()
+    try:
+        done = server.run("generate", {"prompt": "keep me", **TINY, "seed": 5, "num_inference_steps": 2})
+        before = server.file_bytes(done["images"][0])
+        cut = server.post("generate", {"prompt": "cut", **TINY, "num_inference_steps": 50}, wait=None,
+                          headers={"X-Inject-Fault": "slow=0.2"}).json()
+        wait_for(lambda: server.job(cut["id"])["status"] == "running")
+        server.kill()
+        server.start()
+        kept = server.job(done["id"])
+        assert kept["status"] == "succeeded" and server.file_bytes(kept["images"][0]) == before
+        interrupted = server.job(cut["id"])
+        assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "interrupted"
+    finally:
+        server.stop()
+
+
+def test_a_killed_worker_is_replaced_and_its_job_reads_interrupted(tmp_path):
+    server = ServerProcess(tmp_path / "data", INJECT_FAULTS="1").start()
+    try:
+        cut = server.post("generate", {"prompt": "cut", **TINY, "num_inference_steps": 50}, wait=None,
+                          headers={"X-Inject-Fault": "slow=0.2"}).json()
+        wait_for(lambda: server.job(cut["id"])["status"] == "running")
+        (worker,) = server.worker_pids()
+        os.kill(worker, signal.SIGKILL)  # what the kernel's OOM killer does
+        server.wait_ready()
+        assert server.worker_pids() != [worker]
+        assert server.job(cut["id"])["error"]["code"] == "interrupted"
+        server.run("generate", {"prompt": "after the crash", **TINY, "num_inference_steps": 1})
+    finally:
+        server.stop()
+
+
+def test_results_older_than_the_ttl_are_removed(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        job = server.run("generate", {"prompt": "old", **TINY, "seed": 3, "num_inference_steps": 1})
+        url = server.url + job["images"][0]["url"]
+        server.stop()
+        time.sleep(1.2)
+        server.env["RESULT_TTL_S"] = "1"
+        server.start()
+        assert server.session.get(f"{server.url}/v1/jobs/{job['id']}").status_code == 404
+        assert server.session.get(server.url + job["images"][0]["url"]).status_code == 404
+        assert url  # the same file name, now gone
+    finally:
+        server.stop()
