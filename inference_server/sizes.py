@@ -6,8 +6,8 @@ import math
 
 
 def snap(value: int, multiple: int) -> int:
-    """Nearest multiple, never below one multiple (the pipeline would floor silently)."""
-    return max(multiple, int(round(value / multiple)) * multiple)
+    """Nearest multiple (halves round up), never below one multiple (the pipeline would floor silently)."""
+    return max(multiple, math.floor(value / multiple + 0.5) * multiple)
 
 
 def round_up(value: int, multiple: int) -> int:

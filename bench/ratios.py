@@ -1,0 +1,182 @@
+"""The five CPU benchmarks of the product, each a ratio measured side by side in one run.
+
+They use the mid-size random Qwen-Image model (built offline, cached under bench/.cache), a real
+server process, and for P1 the real plugin process over the stdio protocol.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from tests.support import ROOT, ServerProcess, png_b64
+
+CACHE = ROOT / "bench" / ".cache"
+SIZE = {"width": 256, "height": 256}
+STEPS = 20
+
+
+@dataclass
+class Row:
+    key: str
+    what: str
+    measured: float
+    target: float
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.measured <= self.target
+
+
+def mid_model() -> Path:
+    folder = CACHE / "mid-model"
+    if not (folder / "model_index.json").exists():
+        subprocess.run([sys.executable, "-m", "inference_server", "tiny-model", str(folder), "--size", "mid"],
+                       cwd=ROOT, check=True)
+    return folder
+
+
+def start_server(name: str, **env) -> ServerProcess:
+    folder = CACHE / "servers" / name
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    return ServerProcess(folder, MODEL_ID=str(mid_model()), **env).start()
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def worker_peak_rss(server: ServerProcess) -> int:
+    """VmHWM of the gunicorn worker (the process that owns the model), in bytes."""
+    (pid,) = server.worker_pids()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def p1_end_to_end(server: ServerProcess, rounds: int = 3) -> Row:
+    """Plugin (stdio) → server → image bytes back, against a bare pipeline call in this process."""
+    import torch
+    from diffusers import QwenImagePipeline
+
+    from tests.plugin.harness import PluginProcess
+
+    pipe = QwenImagePipeline.from_pretrained(mid_model(), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    plugin = PluginProcess()
+    plugin.wait_ready()
+    creds = {"server_url": server.url, "api_key": server.api_key, "timeout_seconds": "300"}
+    bare, e2e, server_run = [], [], []
+    try:
+        for i in range(rounds + 1):  # round 0 warms both sides up
+            seed = 1000 + i
+            t_bare, _ = timed(pipe, prompt="a poster of a red lantern", negative_prompt=" ", true_cfg_scale=4.0,
+                              num_inference_steps=STEPS, generator=torch.Generator().manual_seed(seed), **SIZE)
+            t_e2e, result = timed(plugin.invoke, "generate", creds,
+                                  {"prompt": "a poster of a red lantern", "steps": STEPS, "guidance": 4.0,
+                                   "seed": seed, **SIZE})
+            assert result.error is None and len(result.blobs) == 1, result.error
+            if i:
+                bare.append(t_bare)
+                e2e.append(t_e2e)
+                server_run.append(result.jsons[-1]["timings"]["run_s"])
+    finally:
+        plugin.close()
+    b, e, r = statistics.median(bare), statistics.median(e2e), statistics.median(server_run)
+    return Row("P1", "end to end (plugin stdio → server → bytes) ÷ bare pipeline call, 256², 20 steps, CFG",
+               e / b, 1.03, f"{e:.3f} s ÷ {b:.3f} s",
+               [f"P1 profile (medians of {rounds}): bare pipeline {b * 1000:.0f} ms; server job run "
+                f"{r * 1000:.0f} ms (pipeline + PNG encode + store); everything else (plugin protocol, HTTP, "
+                f"validation, queueing, completion notice, download) {(e - r) * 1000:.0f} ms"])
+
+
+def p2_memory() -> Row:
+    """Peak RSS after all four tasks ÷ after generate only: siblings share one copy of the weights."""
+    photo = png_b64(_photo(256, 256))
+    only = start_server("p2-generate")
+    try:
+        for seed in range(2):
+            only.run("generate", {"prompt": "x", "seed": seed, "num_inference_steps": 4, **SIZE})
+        generate_only = worker_peak_rss(only)
+    finally:
+        only.stop()
+    every = start_server("p2-all")
+    try:
+        every.run("generate", {"prompt": "x", "seed": 0, "num_inference_steps": 4, **SIZE})
+        every.run("img2img", {"prompt": "x", "image": photo, "seed": 0, "num_inference_steps": 4})
+        every.run("inpaint", {"prompt": "x", "image": photo, "seed": 0, "num_inference_steps": 4,
+                              "region": {"x": 64, "y": 64, "width": 64, "height": 64}})
+        every.run("outpaint", {"prompt": "x", "image": png_b64(_photo(192, 256)), "right": 64, "seed": 0,
+                               "num_inference_steps": 4})
+        all_tasks = worker_peak_rss(every)
+    finally:
+        every.stop()
+    return Row("P2", "peak RSS, server after all four tasks ÷ after generate only (256²)", all_tasks / generate_only,
+               1.05, f"{all_tasks / 2**20:.0f} MiB ÷ {generate_only / 2**20:.0f} MiB")
+
+
+def p3_masked_inpaint(server: ServerProcess, steps: int = 8) -> Row:
+    """inpaint_area=masked with a small mask on a 1024² image ÷ the full-image inpaint, same steps."""
+    source = _photo(1024, 1024)
+    region = {"x": 600, "y": 300, "width": 300, "height": 300}  # 8.6% of the image
+    body = {"prompt": "a blue bird", "image": png_b64(source), "region": region, "seed": 3,
+            "num_inference_steps": steps, "mask_grow": 8, "mask_blur": 8}
+    t_masked, masked = timed(server.run, "inpaint", {**body, "inpaint_area": "masked"})
+    t_full, full = timed(server.run, "inpaint", {**body, "inpaint_area": "full"})
+    keep = _far_from((600, 300, 900, 600), 8 + 12, source.size)
+    original = np.asarray(source)
+    for job in (masked, full):
+        assert np.array_equal(np.asarray(server.images(job)[0].convert("RGB"))[keep], original[keep])
+    size = masked["params"]["processing_size"]
+    return Row("P3", f"inpaint_area=masked ÷ full, 1024² image, 8.6% mask, {steps} steps", t_masked / t_full, 0.30,
+               f"{t_masked:.2f} s ÷ {t_full:.2f} s (masked processed at {size[0]}×{size[1]})",
+               ["P3: pixels outside the blurred mask are identical to the input in both results"])
+
+
+def p4_repeat(server: ServerProcess) -> Row:
+    body = {"prompt": "repeat me", "seed": 77, "num_inference_steps": STEPS, **SIZE}
+    t_first, first = timed(server.run, "generate", body)
+    t_again, again = timed(server.run, "generate", body)
+    assert first["cache"] == "miss" and again["cache"] == "hit" and again["images"] == first["images"]
+    return Row("P4", "an identical repeat (explicit seed) ÷ its first run", t_again / t_first, 0.02,
+               f"{t_again * 1000:.1f} ms ÷ {t_first * 1000:.0f} ms")
+
+
+def p5_concurrency(server: ServerProcess, count: int = 8) -> Row:
+    body = {"prompt": "concurrent", "num_inference_steps": STEPS, **SIZE}
+    server.run("generate", {**body, "seed": 500})  # warm
+    t_one, _ = timed(server.run, "generate", {**body, "seed": 501})
+    with ThreadPoolExecutor(count) as pool:
+        start = time.perf_counter()
+        jobs = list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), range(600, 600 + count)))
+        t_all = time.perf_counter() - start
+    assert len({job["images"][0]["url"] for job in jobs}) == count
+    return Row("P5", f"{count} concurrent requests ÷ {count} × one request", t_all / (count * t_one), 1.05,
+               f"{t_all:.2f} s ÷ ({count} × {t_one:.2f} s)")
+
+
+def _photo(width: int, height: int) -> Image.Image:
+    image = Image.new("RGB", (width, height), (40, 90, 160))
+    ImageDraw.Draw(image).ellipse((width // 8, height // 8, width * 3 // 4, height * 3 // 4), fill=(230, 180, 40))
+    return image
+
+
+def _far_from(box, distance, size) -> np.ndarray:
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    dx = np.maximum(np.maximum(box[0] - xs, xs - (box[2] - 1)), 0)
+    dy = np.maximum(np.maximum(box[1] - ys, ys - (box[3] - 1)), 0)
+    return np.maximum(dx, dy) >= distance
