@@ -41,7 +41,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.data_dir / "server.log"
         self.env = {
-            **os.environ, "PYTHONPATH": str(ROOT), "PORT": str(self.port), "DATA_DIR": str(self.data_dir),
+            **os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PORT": str(self.port), "DATA_DIR": str(self.data_dir),
             "API_KEYS": api_key, "MODEL_ID": "tiny", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
             **{k: str(v) for k, v in env.items()},
         }
