@@ -381,8 +381,8 @@ def main(argv=None) -> int:
     backend, probe = pick_backend(pipe, spec, shape, cuda, log)
     meta["attention probe (s/pass, eager)"] = "; ".join(
         f"{n} {s:.4f}" if isinstance(s, float) else f"{n} {s}" for n, s in probe)
-    offload = cuda and torch.cuda.get_device_properties(0).total_memory < 80e9
-    settings = Settings(attention_backend=backend, compile_transformer=compile_, enable_cpu_offload=offload)
+    offload = loader.wants_offload("auto", pipe, device)  # the server's own rule
+    settings = Settings(attention_backend=backend, compile_transformer=compile_, enable_cpu_offload=str(int(offload)))
     loader._place(pipe, settings, device)
     model = loader.LoadedModel({"text2image": pipe}, QWEN, spec.name, device, dtype)
     engine = Engine(model)

@@ -23,7 +23,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     device: str = "auto"
     torch_dtype: str = "auto"
-    enable_cpu_offload: bool = False
+    enable_cpu_offload: str = "auto"  # auto: only when the weights do not fit the GPU
     vae_tiling: bool = False
     attention_backend: str = ""
     compile_transformer: bool = False

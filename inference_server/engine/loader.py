@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -88,11 +89,27 @@ def load(settings: Settings) -> LoadedModel:
     _place(base, settings, device)
     for pipe in pipelines.values():
         pipe.set_progress_bar_config(disable=True)
+    if settings.compile_transformer:
+        _warm_up(base, family)
     return LoadedModel(pipelines, family, name, device, dtype)
 
 
+def wants_offload(setting, base: DiffusionPipeline, device: str) -> bool:
+    """`auto`: offload only when the weights (plus working room) do not fit the GPU."""
+    value = str(setting).strip().lower()
+    if not device.startswith("cuda") or value in ("0", "false", "off", "no", ""):
+        return False
+    if value != "auto":
+        return True
+    weights = sum(p.numel() * p.element_size() for m in base.components.values()
+                  if isinstance(m, torch.nn.Module) for p in m.parameters())
+    total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return weights + 8 * 2**30 > total
+
+
 def _place(base: DiffusionPipeline, settings: Settings, device: str) -> None:
-    if settings.enable_cpu_offload and device.startswith("cuda"):
+    if wants_offload(settings.enable_cpu_offload, base, device):
+        log.info("the weights do not fit %s: enabling model CPU offload", device)
         base.enable_model_cpu_offload()
     else:
         base.to(device)
@@ -103,6 +120,15 @@ def _place(base: DiffusionPipeline, settings: Settings, device: str) -> None:
         denoiser.set_attention_backend(settings.attention_backend)
     if settings.compile_transformer:
         denoiser.compile_repeated_blocks(fullgraph=True)
+
+
+def _warm_up(base: DiffusionPipeline, family: Family) -> None:
+    """Compile at start, for every preset size, so no user request pays for it."""
+    for ratio, (width, height) in family.presets.items():
+        started = time.perf_counter()
+        base(prompt="warm-up", num_inference_steps=2, width=width, height=height,
+             **family.guidance_kwargs(family.default_guidance, ""))
+        log.info("compiled for %s (%dx%d) in %.1f s", ratio, width, height, time.perf_counter() - started)
 
 
 def _enable_fast_mode(base: DiffusionPipeline, lora_path: str, family: Family) -> Family:

@@ -110,3 +110,9 @@ def test_an_out_of_memory_error_becomes_an_oom_failure(engine):
     with pytest.raises(JobFailure) as failure:
         engine.run("text2image", CALL, [1], lambda *_: None, inject_oom=True)
     assert failure.value.code == "oom"
+
+
+def test_cpu_offload_setting():
+    assert not loader.wants_offload("1", None, "cpu")  # nothing to offload to on the CPU
+    assert loader.wants_offload("1", None, "cuda") and loader.wants_offload(True, None, "cuda")
+    assert not loader.wants_offload("0", None, "cuda") and not loader.wants_offload(False, None, "cuda")
