@@ -103,12 +103,13 @@ class ServerProcess:
         merged.update(headers or {})
         return self.session.post(f"{self.url}/v1/{task}", json=body, headers=merged, timeout=120)
 
-    def run(self, task: str, body: dict, **kwargs) -> dict:
-        """Submit and return the finished job, asserting it succeeded."""
+    def run(self, task: str, body: dict, timeout: float = 900, **kwargs) -> dict:
+        """Submit, long-poll until the job ends, and return it, asserting it succeeded."""
         response = self.post(task, body, **kwargs)
         job = response.json()
         assert response.status_code in (200, 202), job
-        if job["status"] not in ("succeeded", "failed", "cancelled"):
+        deadline = time.monotonic() + timeout
+        while job["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
             job = self.job(job["id"], wait=60)
         assert job["status"] == "succeeded", job
         return job
