@@ -52,15 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.md"))
     args = parser.parse_args(argv)
     rows = []
+
+    def measure(benchmark, *args):
+        row = benchmark(*args)
+        sys.stderr.write(f"{row.key}: {row.measured:.3f} (target ≤ {row.target}) {row.detail}\n")
+        rows.append(row)
+
     server = ratios.start_server("main")
     try:
-        rows.append(ratios.p1_end_to_end(server))
-        rows.append(ratios.p4_repeat(server))
-        rows.append(ratios.p5_concurrency(server))
-        rows.append(ratios.p3_masked_inpaint(server))
+        measure(ratios.p1_end_to_end, server)
+        measure(ratios.p4_repeat, server)
+        measure(ratios.p5_concurrency, server)
+        measure(ratios.p3_masked_inpaint, server)
     finally:
         server.stop()
-    rows.append(ratios.p2_memory())
+    measure(ratios.p2_memory)
     rows.sort(key=lambda row: row.key)
     text = report(rows)
     Path(args.out).write_text(text)
