@@ -3,21 +3,22 @@
 Why this exists: the server's promises under stress (a bounded queue that refuses with 429 and Retry-After
 rather than losing work, no memory creep over many jobs, no finished result lost to a crash, a cut job that
 reads `interrupted` instead of `running` forever, a wedged worker that fails /readyz) are only worth stating
-with measured figures. This script measures them on loopback with the tiny CPU model and writes the figures,
-so the document is generated, never typed by hand.
+with measured figures. This measures them on loopback with the tiny CPU model and writes the figures, so the
+document is generated, never typed by hand.
 
   load   N requests from 32 client threads against MAX_QUEUE=16; every answer must be a served job or a 429
          with Retry-After (the client then waits Retry-After, capped at 2 s so the run stays bounded)
   soak   M jobs of all four tasks; the worker's RSS after the first 10% against the end (target: < 5% drift)
   crash  a wedged worker, kill -9 of the worker, kill -9 of the whole server then a restart on the same DATA_DIR
 
-`--quick` runs a smaller version (tests/server/test_reliability_smoke.py); the exit status is non-zero when any
-target fails.
+`--quick` is a short run (tests/server/test_reliability_smoke.py). The exit status is 1 when a target fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import datetime
 import os
 import platform
@@ -41,23 +42,13 @@ from tests.support import ROOT, ServerProcess, png_b64
 
 ENDED = ("succeeded", "failed", "cancelled")
 TINY = {"width": 32, "height": 32, "num_inference_steps": 1}
-BACKOFF_CAP_S = 2
-STALL_S = 2
-SLOW = {"X-Inject-Fault": "slow=0.2"}  # 50 steps of 0.2 s: a job that is surely mid-run when killed
+CLIENTS, MAX_QUEUE, BACKOFF_CAP_S, STALL_S = 32, 16, 2, 2
+SLOW = {"X-Inject-Fault": "slow=0.2"}  # 50 steps of 0.2 s: a job surely mid-run when killed
 INTERRUPTED = "failed/interrupted"
 
 
-@dataclass(frozen=True)
-class Scale:
-    requests: int
-    clients: int
-    max_queue: int
-    load_limit_s: float
-    soak_jobs: int
-
-
-FULL = Scale(requests=500, clients=32, max_queue=16, load_limit_s=600, soak_jobs=1000)
-QUICK = Scale(requests=60, clients=32, max_queue=16, load_limit_s=120, soak_jobs=100)
+Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs")
+FULL, QUICK = Scale(500, 600, 1000), Scale(60, 120, 60)
 
 
 @dataclass
@@ -65,18 +56,18 @@ class Row:
     figure: str
     value: str
     target: str = "—"
-    ok: bool | None = None  # None: reported, no target
+    ok: bool | None = None  # None: a figure reported, with no target
 
 
 # ---- helpers -------------------------------------------------------------------------------
 def percentiles(values: list[float]) -> str:
     if len(values) < 2:
-        return "n/a" if not values else f"{values[0]:.2f} s"
+        return f"{values[0]:.2f} s" if values else "n/a"
     q = statistics.quantiles(values, n=100, method="inclusive")
     return f"p50 {q[49]:.2f} s · p90 {q[89]:.2f} s · p99 {q[98]:.2f} s · max {max(values):.2f} s"
 
 
-def wait_for(predicate, timeout: float) -> float | None:
+def wait_for(predicate, timeout: float = 30) -> float | None:
     """Seconds until predicate() is true, or None after `timeout`."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -87,24 +78,21 @@ def wait_for(predicate, timeout: float) -> float | None:
 
 
 def ready_status(server: ServerProcess) -> int:
-    try:
+    with contextlib.suppress(requests.RequestException):
         return requests.get(f"{server.url}/readyz", timeout=5).status_code
-    except requests.RequestException:
-        return 0
+    return 0
 
 
 def finish(server: ServerProcess, job: dict, deadline: float, session: requests.Session | None = None) -> dict:
     """Long-poll a job until it ends or the deadline passes."""
-    session = session or server.session
     while job["status"] not in ENDED and time.monotonic() < deadline:
-        job = session.get(f"{server.url}/v1/jobs/{job['id']}", params={"wait": 60}, timeout=90).json()
+        job = (session or server.session).get(f"{server.url}/v1/jobs/{job['id']}", params={"wait": 60},
+                                              timeout=90).json()
     return job
 
 
-def picture(size: int = 48) -> str:
-    image = Image.new("RGB", (size, size), (40, 90, 160))
-    ImageDraw.Draw(image).ellipse((8, 8, size - 8, size - 8), fill=(230, 180, 40))
-    return png_b64(image)
+def submit(server: ServerProcess, task: str, body: dict, headers: dict | None = None) -> dict:
+    return finish(server, server.post(task, body, headers=headers).json(), time.monotonic() + 120)
 
 
 # ---- load ------------------------------------------------------------------------------------
@@ -122,52 +110,56 @@ def load(scale: Scale, server: ServerProcess) -> list[Row]:
         try:
             response = local.session.post(f"{server.url}/v1/generate", json={"prompt": f"load {i}", **TINY},
                                           timeout=90)
-            if response.status_code == 429:
-                return refused(response, time.monotonic() - started)
             if response.status_code != 202:
-                return f"HTTP {response.status_code}", time.monotonic() - started, None
+                return answer(response, time.monotonic() - started)
             job = finish(server, response.json(), deadline, local.session)
         except requests.RequestException as exc:
             return type(exc).__name__, time.monotonic() - started, None
         return job["status"], time.monotonic() - started, job["id"]
 
-    def refused(response: requests.Response, elapsed: float) -> tuple[str, float, None]:
-        retry = response.headers.get("Retry-After", "")
-        if not (retry.isdigit() and int(retry) >= 1):
-            return "429 without Retry-After", elapsed, None
-        time.sleep(min(int(retry), BACKOFF_CAP_S))
-        return "429", elapsed, None
-
     start = time.monotonic()
-    with ThreadPoolExecutor(scale.clients) as pool:
+    with ThreadPoolExecutor(CLIENTS) as pool:
         outcomes = list(pool.map(one, range(scale.requests)))
     wall = time.monotonic() - start
     served = [s for status, s, _ in outcomes if status == "succeeded"]
-    rejected = [s for status, s, _ in outcomes if status == "429"]
+    refused = [s for status, s, _ in outcomes if status == "429"]
     other = sorted({status for status, _, _ in outcomes} - {"succeeded", "429"})
     accepted = [job_id for _, _, job_id in outcomes if job_id]
-    stuck = [j for j in accepted if server.job(j)["status"] not in ENDED]
+    stuck = [job_id for job_id in accepted if server.job(job_id)["status"] not in ENDED]
     return [
         Row("requests", str(scale.requests)),
         Row("served (succeeded)", str(len(served))),
-        Row("answered 429 with Retry-After ≥ 1", str(len(rejected))),
-        Row("any other answer", f"{len(outcomes) - len(served) - len(rejected)} {', '.join(other)}".strip(), "0",
-            len(served) + len(rejected) == len(outcomes)),
+        Row("answered 429 with Retry-After ≥ 1", str(len(refused))),
+        Row("any other answer", f"{len(outcomes) - len(served) - len(refused)} {', '.join(other)}".strip(), "0",
+            not other),
         Row("accepted jobs not ended (lost or stuck)", f"{len(stuck)} of {len(accepted)}", "0", not stuck),
         Row("wall time", f"{wall:.1f} s", f"≤ {scale.load_limit_s:.0f} s", wall <= scale.load_limit_s),
         Row("throughput (served jobs / wall time)", f"{len(served) / wall:.2f} jobs/s"),
         Row("latency, served (submit → finished)", percentiles(served)),
-        Row("latency, 429 answers", percentiles(rejected)),
+        Row("latency, 429 answers", percentiles(refused)),
     ]
+
+
+def answer(response: requests.Response, elapsed: float) -> tuple[str, float, None]:
+    """A refusal: a 429 must carry Retry-After ≥ 1, and a polite client waits that long (capped)."""
+    retry = response.headers.get("Retry-After", "")
+    if response.status_code != 429:
+        return f"HTTP {response.status_code}", elapsed, None
+    if not (retry.isdigit() and int(retry) >= 1):
+        return "429 without Retry-After", elapsed, None
+    time.sleep(min(int(retry), BACKOFF_CAP_S))
+    return "429", elapsed, None
 
 
 # ---- soak ------------------------------------------------------------------------------------
 def soak_bodies() -> list[tuple[str, dict]]:
-    image = picture()
+    picture = Image.new("RGB", (32, 32), (40, 90, 160))
+    ImageDraw.Draw(picture).ellipse((6, 6, 26, 26), fill=(230, 180, 40))
+    image = png_b64(picture)
     return [
         ("generate", {"prompt": "soak", **TINY}),
         ("img2img", {"prompt": "soak", "image": image, "strength": 0.6, "num_inference_steps": 2}),
-        ("inpaint", {"prompt": "soak", "image": image, "region": {"x": 16, "y": 16, "width": 16, "height": 16},
+        ("inpaint", {"prompt": "soak", "image": image, "region": {"x": 8, "y": 8, "width": 16, "height": 16},
                      "num_inference_steps": 1}),
         ("outpaint", {"prompt": "soak", "image": image, "left": 16, "right": 16, "num_inference_steps": 1}),
     ]
@@ -177,43 +169,34 @@ def soak(scale: Scale, server: ServerProcess) -> list[Row]:
     bodies = soak_bodies()
     every, warmup = scale.soak_jobs // 20, scale.soak_jobs // 10
     (worker,) = server.worker_pids()
-
-    def one(i: int) -> str:
-        task, body = bodies[i % len(bodies)]
-        return finish(server, server.post(task, body).json(), time.monotonic() + 120)["status"]
-
     rss: dict[int, int] = {}
     failed = 0
     with ThreadPoolExecutor(2) as pool:  # two clients keep the single worker busy between requests
         for done in range(every, scale.soak_jobs + 1, every):
-            failed += sum(status != "succeeded" for status in pool.map(one, range(done - every, done)))
+            jobs = pool.map(lambda i: submit(server, *bodies[i % len(bodies)]), range(done - every, done))
+            failed += sum(job["status"] != "succeeded" for job in jobs)
             rss[done] = psutil.Process(worker).memory_info().rss
     base, final = rss[warmup], rss[scale.soak_jobs]
-    peak = max(v for k, v in rss.items() if k >= warmup)
+    peak = max(value for jobs, value in rss.items() if jobs >= warmup)
     drift = (final - base) / base * 100
-    mib = 2 ** 20
+    same_worker = server.worker_pids() == [worker]
     return [
         Row("jobs (generate, img2img, inpaint, outpaint in turn)", str(scale.soak_jobs)),
         Row("jobs not succeeded", str(failed), "0", failed == 0),
-        Row("worker process replaced during the soak", "no" if server.worker_pids() == [worker] else "yes", "no",
-            server.worker_pids() == [worker]),
-        Row(f"RSS after warm-up ({warmup} jobs)", f"{base / mib:.0f} MiB"),
-        Row("RSS at the end", f"{final / mib:.0f} MiB"),
-        Row("RSS max after warm-up", f"{peak / mib:.0f} MiB ({(peak - base) / base * 100:+.1f}%)"),
+        Row("worker process replaced during the soak", "no" if same_worker else "yes", "no", same_worker),
+        Row(f"RSS after warm-up ({warmup} jobs)", f"{base / 2**20:.0f} MiB"),
+        Row("RSS at the end", f"{final / 2**20:.0f} MiB"),
+        Row("RSS max after warm-up", f"{peak / 2**20:.0f} MiB ({(peak - base) / base * 100:+.1f}%)"),
         Row("RSS drift (end vs after warm-up)", f"{drift:+.2f}%", "< 5%", abs(drift) < 5),
     ]
 
 
 # ---- crash -----------------------------------------------------------------------------------
-def crash(server: ServerProcess) -> list[Row]:
-    return wedge(server) + kill_worker(server) + kill_server(server)
-
-
 def wedge(server: ServerProcess) -> list[Row]:
     job = server.post("generate", {"prompt": "wedge", **TINY}, wait=None, headers={"X-Inject-Fault": "wedge"}).json()
-    to_503 = wait_for(lambda: ready_status(server) == 503, 30)
+    to_503 = wait_for(lambda: ready_status(server) == 503)
     server.session.delete(f"{server.url}/v1/jobs/{job['id']}")
-    to_200 = wait_for(lambda: ready_status(server) == 200, 30)
+    to_200 = wait_for(lambda: ready_status(server) == 200)
     status = server.job(job["id"], wait=10)["status"]
     return [
         Row(f"wedged worker (WORKER_STALL_S={STALL_S}): /readyz 503 after", seconds(to_503), "503", to_503 is not None),
@@ -229,8 +212,7 @@ def kill_worker(server: ServerProcess) -> list[Row]:
     start = time.monotonic()
     server.wait_ready()
     ready_s = time.monotonic() - start
-    after = finish(server, server.post("generate", {"prompt": "after", **TINY}).json(), time.monotonic() + 60)
-    cut_reads = reads(server.job(cut))
+    after, cut_reads = submit(server, "generate", {"prompt": "after", **TINY}), reads(server.job(cut))
     return [
         Row("kill -9 of the worker: /readyz 200 again after", f"{ready_s:.1f} s", "ready", True),
         Row("the cut job reads", cut_reads, INTERRUPTED, cut_reads == INTERRUPTED),
@@ -239,8 +221,7 @@ def kill_worker(server: ServerProcess) -> list[Row]:
 
 
 def kill_server(server: ServerProcess) -> list[Row]:
-    done = [finish(server, server.post("generate", {"prompt": f"keep {i}", **TINY, "seed": i}).json(),
-                   time.monotonic() + 60) for i in range(3)]
+    done = [submit(server, "generate", {"prompt": f"keep {seed}", **TINY, "seed": seed}) for seed in range(3)]
     before = [server.file_bytes(job["images"][0]) for job in done]
     cut = start_slow_job(server)
     server.kill()
@@ -259,7 +240,7 @@ def kill_server(server: ServerProcess) -> list[Row]:
 def start_slow_job(server: ServerProcess) -> str:
     job = server.post("generate", {"prompt": "cut", **TINY, "num_inference_steps": 50}, wait=None, headers=SLOW)
     job_id = job.json()["id"]
-    if wait_for(lambda: server.job(job_id)["status"] == "running", 30) is None:
+    if wait_for(lambda: server.job(job_id)["status"] == "running") is None:
         raise RuntimeError("the slow job never started running")
     return job_id
 
@@ -277,15 +258,15 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
-def header(scale: Scale) -> str:
+def header(quick: bool) -> str:
     commit = git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "-uno") else "")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"# Reliability figures\n\nGenerated by `make reliability` (`bench/reliability.py`{' --quick' if scale is QUICK else ''}); "
-            f"do not edit by hand.\n\n"
+    return (f"# Reliability figures\n\nGenerated by `make reliability` (`python -m bench.reliability"
+            f"{' --quick' if quick else ''}`); do not edit by hand.\n\n"
             f"- Machine: {socket.gethostname()}, {os.cpu_count()} CPUs, {platform.platform()}\n"
             f"- Date: {now}\n- Commit: {commit}\n"
-            f"- Model: the tiny random-weight Qwen-Image on the CPU, over loopback; timings are noisy on a shared "
-            f"machine.\n")
+            f"- Model: the tiny random-weight Qwen-Image on the CPU, over loopback (timings are noisy on a shared "
+            f"machine)\n")
 
 
 def section(title: str, intro: str, rows: list[Row]) -> str:
@@ -297,15 +278,37 @@ def section(title: str, intro: str, rows: list[Row]) -> str:
 
 
 def scenario(name: str, run, server: ServerProcess) -> list[Row]:
-    print(f"reliability: {name} ...", file=sys.stderr, flush=True)
+    start = time.monotonic()
     try:
         server.wait_ready()
+        print(f"reliability: {name} (server ready after {time.monotonic() - start:.0f} s)", file=sys.stderr)
         return run(server)
     except Exception as exc:  # the report says which scenario broke, and the others still run
         print(server.log_tail(), file=sys.stderr)
         return [Row("scenario ran", f"{type(exc).__name__}: {exc}".replace("|", "/")[:300], "yes", False)]
     finally:
         server.stop()
+        print(f"reliability: {name} done in {time.monotonic() - start:.0f} s", file=sys.stderr)
+
+
+def run_all(scale: Scale, tmp: Path) -> dict[str, list[Row]]:
+    servers = {
+        "Load": ServerProcess(tmp / "load", MAX_QUEUE=str(MAX_QUEUE)),
+        "Soak": ServerProcess(tmp / "soak"),
+        "Crash": ServerProcess(tmp / "crash", INJECT_FAULTS="1", WORKER_STALL_S=str(STALL_S)),
+    }
+    runs = {"Load": lambda s: load(scale, s), "Soak": lambda s: soak(scale, s),
+            "Crash": lambda s: wedge(s) + kill_worker(s) + kill_server(s)}
+    try:
+        for server in servers.values():  # the three load their models at once, then measure one at a time
+            server.start(wait_ready=False)
+        for server in servers.values():
+            with contextlib.suppress(Exception):  # a server that cannot start is reported by its scenario
+                server.wait_ready()
+        return {name: scenario(name, runs[name], server) for name, server in servers.items()}
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def main() -> int:
@@ -315,33 +318,22 @@ def main() -> int:
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
-        # All three load their model at once; each scenario waits for its own server.
-        servers = {
-            "load": ServerProcess(Path(tmp, "load"), MAX_QUEUE=str(scale.max_queue)),
-            "soak": ServerProcess(Path(tmp, "soak")),
-            "crash": ServerProcess(Path(tmp, "crash"), INJECT_FAULTS="1", WORKER_STALL_S=str(STALL_S)),
-        }
-        for server in servers.values():
-            server.start(wait_ready=False)
-        load_rows = scenario("load", lambda s: load(scale, s), servers["load"])
-        soak_rows = scenario("soak", lambda s: soak(scale, s), servers["soak"])
-        crash_rows = scenario("crash", crash, servers["crash"])
-    report = "\n".join([
-        header(scale),
-        section("Load", f"{scale.requests} `POST /v1/generate` (32×32, 1 step, random seeds) from {scale.clients} "
-                f"client threads against `MAX_QUEUE={scale.max_queue}`; an accepted job is long-polled until it "
-                f"ends, a 429 makes its client wait Retry-After (at most {BACKOFF_CAP_S} s) before its next "
-                f"request.", load_rows),
-        section("Soak", f"{scale.soak_jobs} jobs from 2 client threads on a fresh server; the worker's RSS "
-                f"(it owns the model) is sampled every {scale.soak_jobs // 20} jobs.", soak_rows),
-        section("Crash", "One server with `INJECT_FAULTS=1`: a wedged job, then kill -9 of the worker mid-job "
-                "(gunicorn starts a new one), then kill -9 of the whole process group mid-job and a restart on "
-                "the same `DATA_DIR`.", crash_rows),
-    ])
+        rows = run_all(scale, Path(tmp))
+    intros = {
+        "Load": f"{scale.requests} `POST /v1/generate` (32×32, 1 step, random seeds) from {CLIENTS} client threads "
+                f"against `MAX_QUEUE={MAX_QUEUE}`. An accepted job is long-polled until it ends; a 429 makes its "
+                f"client wait Retry-After (at most {BACKOFF_CAP_S} s) before its next request.",
+        "Soak": f"{scale.soak_jobs} jobs from 2 client threads on a fresh server; the RSS of the worker process "
+                f"(it owns the model) is sampled every {scale.soak_jobs // 20} jobs.",
+        "Crash": "One server with `INJECT_FAULTS=1`: a wedged job, then kill -9 of the worker mid-job (gunicorn "
+                 "starts a new one), then kill -9 of the whole process group mid-job and a restart on the same "
+                 "`DATA_DIR`.",
+    }
+    report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
-    return 1 if any(row.ok is False for row in load_rows + soak_rows + crash_rows) else 0
+    return 1 if any(row.ok is False for section_rows in rows.values() for row in section_rows) else 0
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ class JobService:
         return self.get(record["id"])
 
     def _retry_after(self) -> int:
-        average = sum(self._durations) / len(self._durations) if self._durations else 5.0
+        average = sum(self._durations) / len(self._durations) if self._durations else 2.0
         return max(1, round(average * max(1, len(self._queue)) / 2))
 
     # ---- reading, waiting, cancelling -----------------------------------------------------
