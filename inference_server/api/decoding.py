@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from flask import Request
 
@@ -72,19 +73,17 @@ def _from_form(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, d
 
 def wait_seconds(raw: str | None, field: str, clamp: bool) -> float:
     """Parse a wait of 0-60 s; a `Prefer` header is a preference (clamped), a query is validated."""
-    if raw is None or raw == "":
+    if not raw:
         return 0.0
     try:
         value = float(raw)
     except ValueError:
-        if clamp:
-            return 0.0
-        raise ApiError(422, "invalid_value", f"{field}: must be a number of seconds (0-60)", field) from None
-    if not 0 <= value <= 60 or value != value:
-        if clamp:
-            return min(max(value, 0.0), 60.0) if value == value else 0.0
-        raise ApiError(422, "invalid_value", f"{field}: must be between 0 and 60 seconds", field)
-    return value
+        value = math.nan
+    if 0 <= value <= 60:
+        return value
+    if clamp:
+        return 60.0 if value > 60 else 0.0
+    raise ApiError(422, "invalid_value", f"{field}: must be a number of seconds from 0 to 60", field)
 
 
 def prefer_wait(request: Request) -> float:

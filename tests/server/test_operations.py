@@ -188,3 +188,14 @@ def test_results_older_than_the_ttl_are_removed(tmp_path):
         assert url  # the same file name, now gone
     finally:
         server.stop()
+
+
+def test_opt_in_prompt_logging_and_opt_out_png_metadata(tmp_path):
+    server = ServerProcess(tmp_path / "data", LOG_PROMPTS="1", PNG_METADATA="0").start()
+    try:
+        job = server.run("generate", {"prompt": SECRET_PROMPT, **TINY, "seed": 1, "num_inference_steps": 1})
+        (image,) = server.images(job)
+        assert image.format == "PNG" and "parameters" not in image.text
+        assert SECRET_PROMPT in server.log_tail(10_000_000)
+    finally:
+        server.stop()
