@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 import uuid
@@ -55,7 +56,9 @@ class JobService:
         self._heartbeat = time.monotonic()
         self._durations: collections.deque[float] = collections.deque(maxlen=20)
         metrics.queue_depth.set_function(lambda: len(self._queue))
-        threading.Thread(target=self._load_then_work, args=(engine_loader,), name="engine-worker", daemon=True).start()
+        self._worker = threading.Thread(target=self._load_then_work, args=(engine_loader,), name="engine-worker",
+                                        daemon=True)
+        self._worker.start()
 
     # ---- readiness -------------------------------------------------------------------------
     def not_ready_reason(self) -> str | None:
@@ -63,6 +66,8 @@ class JobService:
             return f"the model failed to load: {self.load_error}"
         if self.engine is None:
             return "the model is still loading"
+        if not self._worker.is_alive():
+            return "the worker thread has died: restart the server (see the log)"
         running = self._running
         if running is not None and time.monotonic() - self._heartbeat > self.settings.worker_stall_s:
             return f"the worker is stalled: job {running.record['id']} made no progress for " \
@@ -103,8 +108,9 @@ class JobService:
         return self.get(record["id"])
 
     def _retry_after(self) -> int:
+        """A place frees when the running job ends: about one average job from now."""
         average = sum(self._durations) / len(self._durations) if self._durations else 2.0
-        return max(1, round(average * max(1, len(self._queue)) / 2))
+        return max(1, math.ceil(average))
 
     # ---- reading, waiting, cancelling -----------------------------------------------------
     def get(self, job_id: str) -> dict:
@@ -183,6 +189,13 @@ class JobService:
             log.exception("model failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
+        try:
+            self._work_forever()
+        except BaseException:
+            log.exception("the worker thread died")  # /readyz now says so
+            raise
+
+    def _work_forever(self) -> None:
         last_cleanup = 0.0
         while True:
             with self._changed:
