@@ -61,7 +61,8 @@ def encode_image(image: Image.Image, output_format: str, parameters_text: str | 
         if parameters_text:
             info = PngImagePlugin.PngInfo()
             info.add_itxt("parameters", parameters_text)
-        image.save(buffer, "PNG", pnginfo=info, compress_level=4)
+        # Level 1: about half the encode time of level 4 for files about a third larger (measured at 1328²).
+        image.save(buffer, "PNG", pnginfo=info, compress_level=1)
     elif output_format == "webp":
         image.save(buffer, "WEBP", quality=92, method=4)
     else:
