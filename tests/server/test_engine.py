@@ -116,3 +116,16 @@ def test_cpu_offload_setting():
     assert not loader.wants_offload("1", None, "cpu")  # nothing to offload to on the CPU
     assert loader.wants_offload("1", None, "cuda") and loader.wants_offload(True, None, "cuda")
     assert not loader.wants_offload("0", None, "cuda") and not loader.wants_offload(False, None, "cuda")
+
+
+def test_skipping_the_unused_masked_image_encode_changes_no_pixel(engine):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (64, 48), (30, 120, 200))
+    mask = Image.new("L", (64, 48), 0)
+    ImageDraw.Draw(mask).rectangle((16, 16, 40, 32), fill=255)
+    call = {**CALL, "image": image, "mask_image": mask, "strength": 0.9}
+    ours = engine.run("inpainting", call, [4], lambda *_: None)[0]
+    pipe = engine.model.pipelines["inpainting"]
+    stock = pipe(**call, generator=torch.Generator("cpu").manual_seed(4)).images[0]
+    assert np.array_equal(np.asarray(ours), np.asarray(stock))
