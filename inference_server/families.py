@@ -19,8 +19,8 @@ class Family:
     guidance_arg: str  # the pipeline keyword the user's `guidance` maps to
     half_dtype: str  # what TORCH_DTYPE=auto picks on CUDA
     true_cfg: bool  # Qwen's CFG is off unless a negative prompt is given
-    unused_masked_latents: bool = False  # its inpaint pipeline VAE-encodes a masked image it never reads
     presets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    unused_masked_latents: bool = False  # its inpaint pipeline VAE-encodes a masked image it never reads
 
     def guidance_kwargs(self, guidance: float, negative_prompt: str) -> dict:
         """Map the user's one `guidance` number onto the family's pipeline arguments."""
@@ -34,9 +34,10 @@ class Family:
 
 
 QWEN = Family(
-    "qwen-image", 16, 50, 4.0, "true_cfg_scale", "bfloat16", True, True,
+    "qwen-image", 16, 50, 4.0, "true_cfg_scale", "bfloat16", True,
     {"1:1": (1328, 1328), "16:9": (1664, 928), "9:16": (928, 1664), "4:3": (1472, 1104),
      "3:4": (1104, 1472), "3:2": (1584, 1056), "2:3": (1056, 1584)},
+    unused_masked_latents=True,
 )
 FLUX = Family(
     "flux", 16, 28, 3.5, "guidance_scale", "bfloat16", False,

@@ -168,3 +168,10 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M))
     assert documented == set(ENV_DEFAULTS)
+
+
+def test_family_presets_are_the_models_recommended_sizes():
+    assert QWEN.presets["16:9"] == (1664, 928) and QWEN.unused_masked_latents
+    assert SDXL.presets["1:1"] == (1024, 1024) and not SDXL.unused_masked_latents
+    assert all(w % f.size_multiple == 0 and h % f.size_multiple == 0
+               for f in (QWEN, FLUX, SDXL) for w, h in f.presets.values())
