@@ -162,19 +162,22 @@ def p4_repeat(server: ServerProcess) -> Row:
                f"{t_again * 1000:.1f} ms ÷ {t_first * 1000:.0f} ms")
 
 
-def p5_concurrency(server: ServerProcess, count: int = 8) -> Row:
+def p5_concurrency(server: ServerProcess, count: int = 8, rounds: int = 2) -> Row:
+    """Each round runs `count` requests one after another, then `count` at once: one ratio per round."""
     body = {"prompt": "concurrent", "num_inference_steps": STEPS, **SIZE}
     server.run("generate", {**body, "seed": 500})  # warm
-    singles = [timed(server.run, "generate", {**body, "seed": seed})[0] for seed in (501, 502)]
+    seeds = iter(range(600, 10_000))
+    ratios, last = [], ""
     with ThreadPoolExecutor(count) as pool:
-        start = time.perf_counter()
-        jobs = list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), range(600, 600 + count)))
-        t_all = time.perf_counter() - start
-    singles.append(timed(server.run, "generate", {**body, "seed": 503})[0])  # before and after: drift evens out
-    t_one = statistics.median(singles)
-    assert len({job["images"][0]["url"] for job in jobs}) == count
-    return Row("P5", f"{count} concurrent requests ÷ {count} × one request", t_all / (count * t_one), 1.05,
-               f"{t_all:.2f} s ÷ ({count} × {t_one:.2f} s)")
+        for _ in range(rounds):
+            t_serial, _ = timed(lambda: [server.run("generate", {**body, "seed": next(seeds)}) for _ in range(count)])
+            batch = [next(seeds) for _ in range(count)]
+            t_all, jobs = timed(lambda: list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), batch)))
+            assert len({job["images"][0]["url"] for job in jobs}) == count
+            ratios.append(t_all / t_serial)
+            last = f"{t_all:.2f} s ÷ {t_serial:.2f} s"
+    return Row("P5", f"{count} concurrent requests ÷ {count} × one request", statistics.median(ratios), 1.05,
+               f"median of {rounds} paired rounds; last {last}")
 
 
 def _photo(width: int, height: int) -> Image.Image:
