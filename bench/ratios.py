@@ -167,16 +167,16 @@ def p5_concurrency(server: ServerProcess, count: int = 8, rounds: int = 2) -> Ro
     body = {"prompt": "concurrent", "num_inference_steps": STEPS, **SIZE}
     server.run("generate", {**body, "seed": 500})  # warm
     seeds = iter(range(600, 10_000))
-    ratios, last = [], ""
+    measured, last = [], ""
     with ThreadPoolExecutor(count) as pool:
         for _ in range(rounds):
             t_serial, _ = timed(lambda: [server.run("generate", {**body, "seed": next(seeds)}) for _ in range(count)])
             batch = [next(seeds) for _ in range(count)]
             t_all, jobs = timed(lambda: list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), batch)))
             assert len({job["images"][0]["url"] for job in jobs}) == count
-            ratios.append(t_all / t_serial)
+            measured.append(t_all / t_serial)
             last = f"{t_all:.2f} s ÷ {t_serial:.2f} s"
-    return Row("P5", f"{count} concurrent requests ÷ {count} × one request", statistics.median(ratios), 1.05,
+    return Row("P5", f"{count} concurrent requests ÷ {count} × one request", statistics.median(measured), 1.05,
                f"median of {rounds} paired rounds; last {last}")
 
 
