@@ -47,8 +47,14 @@ SLOW = {"X-Inject-Fault": "slow=0.2"}  # 50 steps of 0.2 s: a job surely mid-run
 INTERRUPTED = "failed/interrupted"
 
 
-Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs")
-FULL, QUICK = Scale(500, 600, 1000), Scale(60, 120, 60)
+# judged: whether speed and memory figures get a verdict. The quick run (a test) reports them only: a test must
+# not fail because a shared CI machine was slow.
+Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs judged")
+FULL, QUICK = Scale(500, 600, 1000, True), Scale(60, 120, 60, False)
+
+
+def verdict(scale: Scale, passed: bool) -> bool | None:
+    return passed if scale.judged else None
 
 
 @dataclass
@@ -133,7 +139,7 @@ def load(scale: Scale, server: ServerProcess) -> list[Row]:
         Row("any other answer", f"{len(outcomes) - len(served) - len(refused)} {', '.join(other)}".strip(), "0",
             not other),
         Row("accepted jobs not ended (lost or stuck)", f"{len(stuck)} of {len(accepted)}", "0", not stuck),
-        Row("wall time", f"{wall:.1f} s", f"≤ {scale.load_limit_s:.0f} s", wall <= scale.load_limit_s),
+        Row("wall time", f"{wall:.1f} s", f"≤ {scale.load_limit_s:.0f} s", verdict(scale, wall <= scale.load_limit_s)),
         Row("throughput (served jobs / wall time)", f"{len(served) / wall:.2f} jobs/s"),
         Row("latency, served (submit → finished)", percentiles(served)),
         Row("latency, 429 answers", percentiles(refused)),
@@ -187,7 +193,7 @@ def soak(scale: Scale, server: ServerProcess) -> list[Row]:
         Row(f"RSS after warm-up ({warmup} jobs)", f"{base / 2**20:.0f} MiB"),
         Row("RSS at the end", f"{final / 2**20:.0f} MiB"),
         Row("RSS max after warm-up", f"{peak / 2**20:.0f} MiB ({(peak - base) / base * 100:+.1f}%)"),
-        Row("RSS drift (end vs after warm-up)", f"{drift:+.2f}%", "< 5%", abs(drift) < 5),
+        Row("RSS drift (end vs after warm-up)", f"{drift:+.2f}%", "< 5%", verdict(scale, abs(drift) < 5)),
     ]
 
 

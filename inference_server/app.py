@@ -8,6 +8,7 @@ import uuid
 from typing import Callable
 
 from flask import Flask, g, request
+from PIL import Image
 
 from inference_server import logs
 from inference_server.api import errors, jobs, openapi, security, service, tasks
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=int(settings.max_upload_mb * 1024 * 1024),
                       JSON_SORT_KEYS=False)
     app.json.ensure_ascii = False
+    Image.MAX_IMAGE_PIXELS = settings.max_pixels  # Pillow's decompression-bomb guard, set once per process
     metrics = Metrics()
     app.config["METRICS"] = metrics
     app.config["JOBS"] = JobService(settings, engine_loader or _load_engine, metrics)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import warnings
 
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from inference_server.errors import ApiError
 
-ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP"}
+ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP"}  # MPO: how Pillow opens many phone-camera JPEGs
 MIME_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
@@ -32,18 +31,16 @@ def decode_image(data: bytes, field: str, max_pixels: int) -> Image.Image:
     """A fully loaded RGB(A)/L image, or a 4xx naming the field: never a half-read file."""
     if not data:
         raise ApiError(422, "invalid_image", "the image is empty", field)
-    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise ApiError(422, "invalid_image", f"unsupported format {image.format}: send PNG, JPEG or WebP", field)
-            if image.width * image.height > max_pixels:
-                raise ApiError(413, "image_too_large",
-                               f"image is {image.width}x{image.height}, over MAX_PIXELS={max_pixels}", field)
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        image = Image.open(io.BytesIO(data))
+        if image.format not in ACCEPTED_FORMATS:
+            raise ApiError(422, "invalid_image", f"unsupported format {image.format}: send PNG, JPEG or WebP", field)
+        if image.width * image.height > max_pixels:
+            raise ApiError(413, "image_too_large",
+                           f"image is {image.width}x{image.height}, over MAX_PIXELS={max_pixels}", field)
+        image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos: the pixels as the user sees them
+    except Image.DecompressionBombError:
         raise ApiError(413, "image_too_large", f"image exceeds MAX_PIXELS={max_pixels} (decompression bomb guard)",
                        field) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -104,18 +104,21 @@ class OutpaintCanvas:
     soft: Image.Image  # 255 in the new area, a linear ramp across the band, 0 beyond it
 
 
-def outpaint_canvas(image: Image.Image, extents: tuple[int, int, int, int], multiple: int, band: int) -> OutpaintCanvas:
-    """Place the original on a larger canvas at multiples of `multiple`, and mask the rest.
-
-    The original is placed at multiples so its pixels map onto whole latent cells,
-    and the canvas is rounded up so the pipeline never floors it.
-    """
+def canvas_geometry(size: tuple[int, int], extents: tuple[int, int, int, int],
+                    multiple: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((canvas width, height), (x, y) of the original): the original on whole latent cells, the canvas rounded up
+    so the pipeline never floors it. Cheap, so sizes are checked before any canvas is allocated."""
     left, right, top, bottom = extents
-    w, h = image.size
+    w, h = size
     x0 = -(-left // multiple) * multiple
     y0 = -(-top // multiple) * multiple
-    cw = -(-(x0 + w + right) // multiple) * multiple
-    ch = -(-(y0 + h + bottom) // multiple) * multiple
+    return (-(-(x0 + w + right) // multiple) * multiple, -(-(y0 + h + bottom) // multiple) * multiple), (x0, y0)
+
+
+def outpaint_canvas(image: Image.Image, extents: tuple[int, int, int, int], multiple: int, band: int) -> OutpaintCanvas:
+    """Place the original on a larger canvas (see `canvas_geometry`), and mask the rest."""
+    w, h = image.size
+    (cw, ch), (x0, y0) = canvas_geometry(image.size, extents, multiple)
     rgb = image.convert("RGB")
     # Prefill with a stretched, blurred copy: with strength 1 it barely matters, but it avoids a hard border.
     prefill = rgb.resize((cw, ch), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(16))

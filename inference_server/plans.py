@@ -145,9 +145,12 @@ def _inpaint(request: InpaintRequest, images, family: Family, limits: Limits) ->
     m = family.size_multiple
     if request.inpaint_area == "masked":
         box = masks.padded_box(selected, request.masked_padding, original.size)
-        # Upscale small crops for detail, but never past the image's own short side.
+        # Upscale small crops for detail, but never past the image's own short side, nor past MAX_PIXELS.
         min_side = min(limits.masked_min_size, min(original.size))
         width, height = sizes.scale_to_min_side(box.width, box.height, min_side, m)
+        if width * height > limits.max_pixels:
+            scale = (limits.max_pixels / (box.width * box.height)) ** 0.5
+            width, height = (max(m, int(box.width * scale) // m * m), max(m, int(box.height * scale) // m * m))
     else:
         box = masks.Box(0, 0, original.width, original.height)
         width, height = sizes.round_up(original.width, m), sizes.round_up(original.height, m)
@@ -183,13 +186,13 @@ def _outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) 
         params["aspect_ratio"] = request.aspect_ratio
     else:
         extents = (request.left, request.right, request.top, request.bottom)
+    (width, height), offset = masks.canvas_geometry(original.size, extents, family.size_multiple)
+    _check_pixels(width, height, limits, "aspect_ratio" if request.aspect_ratio else "right")
     canvas = masks.outpaint_canvas(original, extents, family.size_multiple, request.feather)
-    width, height = canvas.size
     asked = (original.width + extents[0] + extents[1], original.height + extents[2] + extents[3])
     if (width, height) != asked:
         notices.append(f"canvas {asked[0]}x{asked[1]} rounded up to {width}x{height} (multiple of "
-                       f"{family.size_multiple}); the original sits at {canvas.offset}")
-    _check_pixels(width, height, limits, "aspect_ratio" if request.aspect_ratio else "right")
+                       f"{family.size_multiple}); the original sits at {offset}")
     params.update(width=width, height=height, left=extents[0], right=extents[1], top=extents[2],
                   bottom=extents[3], feather=request.feather, offset=list(canvas.offset), strength=1.0)
     call.update(width=width, height=height, strength=1.0, image=canvas.prefill, mask_image=canvas.hard)

@@ -79,7 +79,7 @@ class Client:
 
     # --- low level -----------------------------------------------------------------
     def _request(self, session, method: str, path: str, timeout: float, **kwargs) -> requests.Response:
-        url = path if path.startswith(("http://", "https://")) else self.base + path
+        url = self.base + path
         try:
             return session.request(method, url, timeout=(CONNECT_TIMEOUT_S, timeout), **kwargs)
         except requests.Timeout as exc:
@@ -227,7 +227,11 @@ class Client:
         )
 
     def fetch(self, url: str, deadline: float) -> bytes:
-        """Download one result image (a path like /v1/files/<name> or a full URL)."""
+        """Download one result image: a path like /v1/files/<name> on this server, where the key may go."""
+        if url.startswith(self.base + "/"):
+            url = url[len(self.base):]
+        if not url.startswith("/v1/files/"):
+            raise ServerError(f"The inference server at {self.base} returned an image URL outside it: {url!r}.")
         resp = self._request(self._http, "GET", url, max(5.0, deadline - time.monotonic()))
         if resp.status_code >= 400:
             raise self._error(resp)

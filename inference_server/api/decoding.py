@@ -48,27 +48,38 @@ def _from_json(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, d
 
 def _from_form(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
     fields: dict = {}
+    region_parts: dict = {}  # region.x, region.y, ... as separate form fields
     for key, value in request.form.items():
         if key in IMAGE_FIELDS:
             raise ApiError(422, "invalid_image", f"{key}: upload the image as a file part", key)
         if value == "":
             continue  # an empty form field means "not given"
-        if key == "region":
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ApiError(422, "invalid_value", "region: must be a JSON object {x, y, width, height}",
-                               "region") from None
         if key.startswith("region."):
-            fields.setdefault("region", {})[key.removeprefix("region.")] = value
+            region_parts[key.removeprefix("region.")] = value
+        elif key == "region":
+            fields["region"] = _json_object(value, "region")
         else:
             fields[key] = value
+    if region_parts:
+        if "region" in fields:
+            raise ApiError(422, "invalid_value", "region: give it as JSON or as region.* fields, not both", "region")
+        fields["region"] = region_parts
     images = {}
     for key, storage in request.files.items():
         if key not in image_fields:
             raise ApiError(422, "unknown_field", f"{key}: this task takes no file {key}", key)
         images[key] = storage.read()
     return fields, images
+
+
+def _json_object(raw: str, field: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid_value", f"{field}: must be a JSON object {{x, y, width, height}}", field)
+    return value
 
 
 def wait_seconds(raw: str | None, field: str, clamp: bool) -> float:

@@ -53,6 +53,7 @@ class JobService:
         self._queue: collections.deque[Job] = collections.deque()
         self._running: Job | None = None
         self._changed = threading.Condition()
+        self._version = 0  # bumped on every change, so a waiter can tell it missed none
         self._heartbeat = time.monotonic()
         self._durations: collections.deque[float] = collections.deque(maxlen=20)
         metrics.queue_depth.set_function(lambda: len(self._queue))
@@ -92,7 +93,8 @@ class JobService:
             record.update(status="succeeded", images=cached, cache="hit", finished_ts=now,
                           progress={"step": record["progress"]["total"], "total": record["progress"]["total"]},
                           timings={"queued_s": 0.0, "run_s": 0.0})
-            self.store.save(record)
+            if not self._persist(record):
+                raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
             self.metrics.cache_hits.inc()
             return self.public(record)
         with self._changed:
@@ -100,12 +102,27 @@ class JobService:
                 self.metrics.rejected.inc()
                 raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
                                headers={"Retry-After": str(self._retry_after())})
+            if not self._persist(record):
+                raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
             job = Job(record, plan, fault, cache_key)
             self._live[record["id"]] = job
             self._queue.append(job)
-            self.store.save(record)
-            self._changed.notify_all()
+            self._notify()
         return self.get(record["id"])
+
+    def _notify(self) -> None:
+        """Call with the lock held: wakes long-polls and event streams."""
+        self._version += 1
+        self._changed.notify_all()
+
+    def _persist(self, record: dict) -> bool:
+        """A storage error must not kill the worker: the job lives on in memory, and the log says why."""
+        try:
+            self.store.save(record)
+            return True
+        except Exception:
+            log.exception("could not store job %s", record["id"])
+            return False
 
     def _retry_after(self) -> int:
         """A place frees when the running job ends: about one average job from now."""
@@ -148,16 +165,19 @@ class JobService:
         """Each change of the job, then its final state; None now and then as a keep-alive."""
         last = None
         while True:
+            with self._changed:
+                seen = self._version  # read before the snapshot: a change after it is not missed
             current = self.get(job_id)
             snapshot = (current["status"], current["progress"]["step"], current["position"])
             if snapshot != last:
                 last = snapshot
                 yield current
-            if current["status"] in ENDED:
+            if current["status"] in ENDED or not self._worker.is_alive():
                 return
             with self._changed:
-                if not self._changed.wait(keepalive_s):
-                    yield None
+                changed = self._changed.wait_for(lambda: self._version != seen, keepalive_s)
+            if not changed:
+                yield None  # outside the lock: a slow client must not hold up the worker
 
     def cancel(self, job_id: str) -> dict:
         with self._changed:
@@ -170,7 +190,7 @@ class JobService:
                 self._finish(job, "cancelled", error={"code": "cancelled", "message": "cancelled before it started"})
             else:
                 job.cancel_requested = True  # the worker stops at the next step
-                self._changed.notify_all()
+                self._notify()
         return self.get(job_id)
 
     def public(self, record: dict) -> dict:
@@ -196,13 +216,14 @@ class JobService:
             raise
 
     def _work_forever(self) -> None:
-        last_cleanup = 0.0
+        last_cleanup = time.monotonic()
         while True:
+            if time.monotonic() - last_cleanup > 600:  # busy or idle, expired results go
+                last_cleanup = time.monotonic()
+                self.remove_expired()
             with self._changed:
-                while not self._queue:
+                if not self._queue:
                     self._changed.wait(60)
-                    if time.monotonic() - last_cleanup > 600:
-                        break
                 job = self._queue.popleft() if self._queue else None
                 if job is not None:
                     self._running = job
@@ -210,13 +231,10 @@ class JobService:
                     self._heartbeat = job.started
                     job.record.update(status="running", timings={"queued_s": round(time.time() -
                                                                                  job.record["created_ts"], 3)})
-                    self.store.save(job.record)
-                    self._changed.notify_all()
-            if job is None:
-                last_cleanup = time.monotonic()
-                self.remove_expired()
-                continue
-            self._run(job)
+                    self._persist(job.record)
+                    self._notify()
+            if job is not None:
+                self._run(job)
 
     def _run(self, job: Job) -> None:
         try:
@@ -237,7 +255,7 @@ class JobService:
         with self._changed:
             self._heartbeat = time.monotonic()
             job.record["progress"] = {"step": step, "total": total}
-            self._changed.notify_all()
+            self._notify()
         if job.cancel_requested:
             raise JobFailure("cancelled", "cancelled while running")
         if time.monotonic() - job.started > self.settings.job_timeout_s:
@@ -256,16 +274,20 @@ class JobService:
                 self.metrics.failures.labels(error["code"]).inc()
             else:
                 self.metrics.images.labels(record["task"]).inc(len(record["images"]))
-            self.store.save(record)
-            self._live.pop(record["id"], None)
+            if self._persist(record):
+                self._live.pop(record["id"], None)  # else served from memory until a restart
             if self._running is job:
                 self._running = None
-            self._changed.notify_all()
+            self._notify()
         log.info("job %s", status, extra={"job_id": record["id"], "task": record["task"], "run_s": run_s,
                                           "error": (error or {}).get("code")})
 
     def remove_expired(self) -> None:
-        stale = self.store.remove_expired(time.time() - self.settings.result_ttl_s)
+        try:
+            stale = self.store.remove_expired(time.time() - self.settings.result_ttl_s)
+        except Exception:
+            log.exception("could not remove expired results")
+            return
         self.files.remove(stale)
 
 

@@ -21,6 +21,8 @@ def run_job(service: "JobService", job: "Job") -> list[dict]:
         service.on_step(job, step, total)
 
     raw = service.engine.run(plan.pipeline, plan.call, plan.seeds, on_step, inject_oom=job.fault == "oom")
+    if job.cancel_requested:  # it came during the last decode: the caller was told it is cancelled
+        raise JobFailure("cancelled", "cancelled while running")
     output_format = plan.params["output_format"]
     model = service.engine.describe()["model"]
     images = []

@@ -34,6 +34,15 @@ def png_bomb(side: int = 60000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def encoded_rotated_jpeg() -> bytes:
+    """A JPEG whose EXIF says 'rotate 90°', as phone cameras write them."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32), (10, 200, 10)).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
 PHOTO = Image.new("RGB", (64, 48), (120, 60, 30))
 PNG = encoded(PHOTO, "PNG")
 JPEG = encoded(PHOTO, "JPEG")
@@ -133,6 +142,9 @@ JSON_CASES = [
     ("outpaint-aspect-and-px", "outpaint", {**OUT, "left": 16, "aspect_ratio": "16:9"}, 422, "aspect_ratio"),
     ("outpaint-feather-negative", "outpaint", {**OUT, "left": 16, "feather": -1}, 422, "feather"),
     ("outpaint-aspect-bad", "outpaint", {**OUT, "aspect_ratio": "wide"}, 422, "aspect_ratio"),
+    ("outpaint-every-side-maximal", "outpaint", {**OUT, "left": 4096, "right": 4096, "top": 4096, "bottom": 4096},
+     422, "right"),
+    ("phone-photo-mpo-exif", "img2img", {**IMG, "image": b64(encoded_rotated_jpeg())}, 200, None),
 ]
 
 
@@ -171,6 +183,11 @@ RAW_CASES = [
     ("multipart-region-fields", "POST", "/v1/inpaint",
      {"data": {"region.x": "0", "region.y": "0", "region.width": "-1", "region.height": "4"},
       "files": {"image": ("a.png", PNG)}}, 422, "region.width"),
+    ("multipart-region-null-and-fields", "POST", "/v1/inpaint",
+     {"data": {"region": "null", "region.x": "3"}, "files": {"image": ("a.png", PNG)}}, 422, "region"),
+    ("multipart-region-json-and-fields", "POST", "/v1/inpaint",
+     {"data": {"region": '{"x": 0, "y": 0, "width": 4, "height": 4}', "region.x": "3"},
+      "files": {"image": ("a.png", PNG)}}, 422, "region"),
     ("unknown-task", "POST", "/v1/paint", {"json": GEN}, 404, None),
     ("wrong-method", "GET", "/v1/generate", {}, 405, None),
     ("job-unknown", "GET", "/v1/jobs/does-not-exist", {}, 404, "id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -213,3 +214,11 @@ def test_injected_oom_fails_only_that_job(live_server):
     assert job["status"] == "failed" and job["error"]["code"] == "oom"
     assert requests.get(f"{live_server.url}/readyz").status_code == 200
     live_server.run("generate", {"prompt": "after oom", "width": 32, "height": 32, **STEPS})
+
+
+def test_exif_orientation_is_applied_to_inputs(live_server):
+    from tests.server.test_bad_input import encoded_rotated_jpeg
+
+    job = live_server.run("img2img", {"prompt": "x", "image": base64.b64encode(encoded_rotated_jpeg()).decode(),
+                                      "strength": 0.3, "seed": 1, **STEPS})
+    assert live_server.images(job)[0].size == (32, 48)  # upright: the 48x32 sensor image turned 90°
