@@ -249,6 +249,7 @@ class JobService:
             if job.cache_key:
                 self.cache.put(job.cache_key, images)
             self._finish(job, "succeeded", images=images)
+        worker.release_free_heap()
 
     def on_step(self, job: Job, step: int, total: int) -> None:
         """Called by the engine after every denoising step: progress, cancel and timeout."""
