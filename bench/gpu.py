@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from bench.provenance import commit
 
 PEAK_BF16_DENSE = {"H100": 989e12, "H200": 989e12}  # SXM datasheet, dense bf16
 ISSUE_FLOP_REFERENCE = 1.8e14  # the issue's "one pass at 1024² with about 4,100 tokens"
@@ -89,11 +90,18 @@ LATENTS_STD = [2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3
 
 def build_pipeline(spec: Spec, device: str, dtype: torch.dtype):
     """Random weights, constructed directly on `device` in `dtype` (seconds for 28 B params on a GPU)."""
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline
-    from diffusers import QwenImageTransformer2DModel
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from inference_server.engine.tiny_model import QWEN_SCHEDULER_CONFIG, build_tokenizer
+    from inference_server.engine.tiny_model import (
+        QWEN_SCHEDULER_CONFIG,
+        build_tokenizer,
+    )
 
     tokenizer = build_tokenizer()
     ids = tokenizer.convert_tokens_to_ids
@@ -269,15 +277,6 @@ def peak_flops() -> float | None:
     return next((v for k, v in PEAK_BF16_DENSE.items() if k in name), None) if torch.cuda.is_available() else None
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=10).stdout
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty.strip() else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def fmt(value, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
@@ -351,7 +350,7 @@ def main(argv=None) -> int:
     device = "cuda" if cuda else "cpu"
     dtype = loader.pick_dtype("auto", QWEN, device)
     peak = peak_flops()
-    meta = {"commit": args.commit or git_commit(), "dtype": str(dtype).removeprefix("torch.")}
+    meta = {"commit": args.commit or commit(), "dtype": str(dtype).removeprefix("torch.")}
     rows: list[Row] = []
 
     def write():  # after every run, so a run cut short still leaves a report

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tests.support import ROOT, ServerProcess, png_b64
+from tests.support import ROOT, ServerProcess, far_from, png_b64
 
 CACHE = ROOT / "bench" / ".cache"
 SIZE = {"width": 256, "height": 256}
@@ -143,7 +143,7 @@ def p3_masked_inpaint(server: ServerProcess, steps: int = 8) -> Row:
             "num_inference_steps": steps, "mask_grow": 8, "mask_blur": 8}
     t_masked, masked = timed(server.run, "inpaint", {**body, "inpaint_area": "masked"})
     t_full, full = timed(server.run, "inpaint", {**body, "inpaint_area": "full"})
-    keep = _far_from((600, 300, 900, 600), 8 + 12, source.size)
+    keep = far_from((600, 300, 900, 600), 8 + 12, source.size)
     original = np.asarray(source)
     for job in (masked, full):
         assert np.array_equal(np.asarray(server.images(job)[0].convert("RGB"))[keep], original[keep])
@@ -184,11 +184,3 @@ def _photo(width: int, height: int) -> Image.Image:
     image = Image.new("RGB", (width, height), (40, 90, 160))
     ImageDraw.Draw(image).ellipse((width // 8, height // 8, width * 3 // 4, height * 3 // 4), fill=(230, 180, 40))
     return image
-
-
-def _far_from(box, distance, size) -> np.ndarray:
-    w, h = size
-    ys, xs = np.mgrid[0:h, 0:w]
-    dx = np.maximum(np.maximum(box[0] - xs, xs - (box[2] - 1)), 0)
-    dy = np.maximum(np.maximum(box[1] - ys, ys - (box[3] - 1)), 0)
-    return np.maximum(dx, dy) >= distance

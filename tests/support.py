@@ -24,6 +24,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def far_from(box: tuple[int, int, int, int], distance: int, size: tuple[int, int]):
+    """Boolean map of the pixels at least `distance` away (square metric) from the box (left, top, right, bottom)."""
+    import numpy as np
+
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    dx = np.maximum(np.maximum(box[0] - xs, xs - (box[2] - 1)), 0)
+    dy = np.maximum(np.maximum(box[1] - ys, ys - (box[3] - 1)), 0)
+    return np.maximum(dx, dy) >= distance
+
+
 def png_b64(image: Image.Image, fmt: str = "PNG") -> str:
     buffer = io.BytesIO()
     image.save(buffer, fmt)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from tests.support import png_b64
+from tests.support import far_from, png_b64
 
 STEPS = {"num_inference_steps": 3}
 
@@ -21,16 +21,6 @@ def photo(width=96, height=80) -> Image.Image:
     draw.ellipse((10, 10, width - 20, height - 10), fill=(230, 180, 40))
     draw.line((0, 0, width, height), fill=(255, 255, 255), width=3)
     return image
-
-
-def far_from(box, distance, size):
-    """Boolean map of pixels at least `distance` away (square metric) from the box."""
-    w, h = size
-    ys, xs = np.mgrid[0:h, 0:w]
-    x0, y0, x1, y1 = box
-    dx = np.maximum(np.maximum(x0 - xs, xs - (x1 - 1)), 0)
-    dy = np.maximum(np.maximum(y0 - ys, ys - (y1 - 1)), 0)
-    return np.maximum(dx, dy) >= distance
 
 
 def test_generate_sizes_seeds_and_png_metadata(live_server):
