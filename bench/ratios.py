@@ -162,22 +162,35 @@ def p4_repeat(server: ServerProcess) -> Row:
                f"{t_again * 1000:.1f} ms ÷ {t_first * 1000:.0f} ms")
 
 
-def p5_concurrency(server: ServerProcess, count: int = 8, rounds: int = 2) -> Row:
-    """Each round runs `count` requests one after another, then `count` at once: one ratio per round."""
+def p5_concurrency(server: ServerProcess, count: int = 8, rounds: int = 4) -> Row:
+    """Each round runs `count` requests one after another and `count` at once: one ratio per round.
+
+    The order alternates (serial first, then concurrent first, ...), so the machine's drift within a round
+    falls on both sides equally; one-sided order read 1.08 on a run where ABBA rounds read 0.95-1.06.
+    """
     body = {"prompt": "concurrent", "num_inference_steps": STEPS, **SIZE}
     server.run("generate", {**body, "seed": 500})  # warm
     seeds = iter(range(600, 10_000))
-    measured, last = [], ""
+
+    def serial() -> list[dict]:
+        return [server.run("generate", {**body, "seed": next(seeds)}) for _ in range(count)]
+
+    def concurrent() -> list[dict]:
+        batch = [next(seeds) for _ in range(count)]
+        return list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), batch))
+
+    measured, rounds_text = [], []
     with ThreadPoolExecutor(count) as pool:
-        for _ in range(rounds):
-            t_serial, _ = timed(lambda: [server.run("generate", {**body, "seed": next(seeds)}) for _ in range(count)])
-            batch = [next(seeds) for _ in range(count)]
-            t_all, jobs = timed(lambda: list(pool.map(lambda s: server.run("generate", {**body, "seed": s}), batch)))
-            assert len({job["images"][0]["url"] for job in jobs}) == count
-            measured.append(t_all / t_serial)
-            last = f"{t_all:.2f} s ÷ {t_serial:.2f} s"
+        for index in range(rounds):
+            order = (serial, concurrent) if index % 2 == 0 else (concurrent, serial)
+            walls = {}
+            for run in order:
+                walls[run], jobs = timed(run)
+                assert len({job["images"][0]["url"] for job in jobs}) == count
+            measured.append(walls[concurrent] / walls[serial])
+            rounds_text.append(f"{walls[concurrent]:.1f}/{walls[serial]:.1f} s")
     return Row("P5", f"{count} concurrent requests ÷ {count} × one request", statistics.median(measured), 1.05,
-               f"median of {rounds} paired rounds; last {last}")
+               f"median of {rounds} rounds in alternating order: {', '.join(rounds_text)}")
 
 
 def _photo(width: int, height: int) -> Image.Image:

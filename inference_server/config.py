@@ -27,6 +27,7 @@ class Settings:
     vae_tiling: bool = False
     attention_backend: str = ""
     compile_transformer: bool = False
+    overlap_finishing: bool = True  # encode and store a job's images while the device runs the next job
     lightning_lora: str = ""  # local path of the Qwen-Image-Lightning LoRA: fast mode
     max_queue: int = 32
     job_timeout_s: float = 600.0

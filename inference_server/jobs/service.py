@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator
 
 from inference_server.config import Settings
@@ -45,13 +46,19 @@ class JobService:
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
         self.files = FileStore(settings.data_dir / "files")
         self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"]) for i in images))
+        # Held from "these files exist" to "a saved job lists them", and by cleanup: a file is never deleted
+        # between the two (a cache hit, or a new result with the bytes of an expiring one).
+        self._file_references = threading.Lock()
         self.interrupted_at_start = self.store.mark_interrupted()
         self.remove_expired()
         self.engine = None
         self.load_error: str | None = None
         self._live: dict[str, Job] = {}
         self._queue: collections.deque[Job] = collections.deque()
-        self._running: Job | None = None
+        self._running: Job | None = None  # on the device
+        self._finishing: Job | None = None  # its images are being encoded while the device runs the next
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="finisher")
+        self._handed_over: Future | None = None
         self._changed = threading.Condition()
         self._version = 0  # bumped on every change, so a waiter can tell it missed none
         self._heartbeat = time.monotonic()
@@ -88,15 +95,11 @@ class JobService:
             "timings": {}, "created_ts": now, "finished_ts": None,
         }
         cache_key = plan.cache_key(self.engine.describe()["model"]) if plan.cacheable else None
-        cached = self.cache.get(cache_key) if cache_key else None
-        if cached is not None:
-            record.update(status="succeeded", images=cached, cache="hit", finished_ts=now,
-                          progress={"step": record["progress"]["total"], "total": record["progress"]["total"]},
-                          timings={"queued_s": 0.0, "run_s": 0.0})
-            if not self._persist(record):
-                raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
-            self.metrics.cache_hits.inc()
-            return self.public(record)
+        if cache_key:
+            with self._file_references:
+                cached = self.cache.get(cache_key)
+                if cached is not None:
+                    return self._answer_from_cache(record, cached)
         with self._changed:
             if len(self._queue) >= self.settings.max_queue:
                 self.metrics.rejected.inc()
@@ -109,6 +112,15 @@ class JobService:
             self._queue.append(job)
             self._notify()
         return self.get(record["id"])
+
+    def _answer_from_cache(self, record: dict, images: list[dict]) -> dict:
+        total = record["progress"]["total"]
+        record.update(status="succeeded", images=images, cache="hit", finished_ts=record["created_ts"],
+                      progress={"step": total, "total": total}, timings={"queued_s": 0.0, "run_s": 0.0})
+        if not self._persist(record):
+            raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
+        self.metrics.cache_hits.inc()
+        return self.public(record)
 
     def _notify(self) -> None:
         """Call with the lock held: wakes long-polls and event streams."""
@@ -143,7 +155,7 @@ class JobService:
         return self.public(record)
 
     def _position(self, job: Job) -> int | None:
-        if job is self._running:
+        if job is self._running or job is self._finishing:
             return 0
         try:
             return self._queue.index(job) + 1
@@ -238,18 +250,43 @@ class JobService:
 
     def _run(self, job: Job) -> None:
         try:
-            images = worker.run_job(self, job)
-        except JobFailure as failure:
-            status = "cancelled" if failure.code == "cancelled" else "failed"
-            self._finish(job, status, error={"code": failure.code, "message": failure.message})
+            raw = worker.generate(self, job)
         except Exception as exc:
-            log.exception("job failed", extra={"job_id": job.record["id"]})
-            self._finish(job, "failed", error={"code": "internal", "message": f"{type(exc).__name__}: {exc}"})
+            self._fail(job, exc)
+            worker.release_free_heap()
+            return
+        self._hand_over(job, raw)
+
+    def _hand_over(self, job: Job, raw: list) -> None:
+        """Encoding and storing overlap the device's next job; at most one job's images wait for them."""
+        if self._handed_over is not None:
+            self._handed_over.result()
+        with self._changed:
+            self._running, self._finishing = None, job
+        if self.settings.overlap_finishing:
+            self._handed_over = self._finisher.submit(self._complete, job, raw)
         else:
-            if job.cache_key:
-                self.cache.put(job.cache_key, images)
-            self._finish(job, "succeeded", images=images)
+            self._complete(job, raw)
+
+    def _complete(self, job: Job, raw: list) -> None:
+        try:
+            encoded = worker.encode(self, job, raw)
+            with self._file_references:
+                images = worker.store(self, job, encoded)
+                if job.cache_key:
+                    self.cache.put(job.cache_key, images)
+                self._finish(job, "succeeded", images=images)
+        except Exception as exc:
+            self._fail(job, exc)
         worker.release_free_heap()
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        if isinstance(exc, JobFailure):
+            status = "cancelled" if exc.code == "cancelled" else "failed"
+            self._finish(job, status, error={"code": exc.code, "message": exc.message})
+        else:
+            log.error("job failed", exc_info=exc, extra={"job_id": job.record["id"]})
+            self._finish(job, "failed", error={"code": "internal", "message": f"{type(exc).__name__}: {exc}"})
 
     def on_step(self, job: Job, step: int, total: int) -> None:
         """Called by the engine after every denoising step: progress, cancel and timeout."""
@@ -279,17 +316,20 @@ class JobService:
                 self._live.pop(record["id"], None)  # else served from memory until a restart
             if self._running is job:
                 self._running = None
+            if self._finishing is job:
+                self._finishing = None
             self._notify()
         log.info("job %s", status, extra={"job_id": record["id"], "task": record["task"], "run_s": run_s,
                                           "error": (error or {}).get("code")})
 
     def remove_expired(self) -> None:
-        try:
-            stale = self.store.remove_expired(time.time() - self.settings.result_ttl_s)
-        except Exception:
-            log.exception("could not remove expired results")
-            return
-        self.files.remove(stale)
+        with self._file_references:
+            try:
+                stale = self.store.remove_expired(time.time() - self.settings.result_ttl_s)
+            except Exception:
+                log.exception("could not remove expired results")
+                return
+            self.files.remove(stale)
 
 
 def _looks_like_id(job_id: str) -> bool:

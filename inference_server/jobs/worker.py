@@ -1,4 +1,8 @@
-"""What the worker does with one job: run the engine, finish each image, encode and store it."""
+"""What happens to one job: the engine makes its images, then each is pasted back, encoded and stored.
+
+The two halves run on different threads (see JobService): while one job's images are encoded, the
+device already denoises the next.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ from inference_server.errors import JobFailure
 from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from inference_server.jobs.service import Job, JobService
 
 
-def run_job(service: "JobService", job: "Job") -> list[dict]:
+def generate(service: JobService, job: Job) -> list[Image.Image]:
+    """The device's half: denoise and decode, with progress, cancel and the test faults at every step."""
     plan = job.plan
 
     def on_step(step: int, total: int) -> None:
@@ -24,20 +31,41 @@ def run_job(service: "JobService", job: "Job") -> list[dict]:
     raw = service.engine.run(plan.pipeline, plan.call, plan.seeds, on_step, inject_oom=job.fault == "oom")
     if job.cancel_requested:  # it came during the last decode: the caller was told it is cancelled
         raise JobFailure("cancelled", "cancelled while running")
-    output_format = plan.params["output_format"]
+    return raw
+
+
+def encode(service: JobService, job: Job, raw: list[Image.Image]) -> list[tuple[int, bytes, tuple]]:
+    """The CPU's half: paste edits back and encode; (seed, bytes, size) per image, nothing stored yet."""
+    plan = job.plan
+    if job.fault and job.fault.startswith("slow_finish="):
+        time.sleep(float(job.fault.split("=", 1)[1]))
     model = service.engine.describe()["model"]
-    images = []
+    encoded = []
     for seed, image in zip(plan.seeds, raw):
         final = plan.finish(image)
         text = a1111_parameters(plan.params, seed, model) if service.settings.png_metadata else None
-        name = service.files.save(encode_image(final, output_format, text), EXTENSIONS[output_format])
-        images.append({"name": name, "url": f"/v1/files/{name}", "seed": seed, "width": final.width,
-                       "height": final.height, "mime_type": MIME_TYPES[output_format]})
+        encoded.append((seed, encode_image(final, plan.params["output_format"], text), final.size))
+    if job.cancel_requested:  # it came while the images were encoded: store nothing
+        raise JobFailure("cancelled", "cancelled while running")
+    return encoded
+
+
+def store(service: JobService, job: Job, encoded: list[tuple[int, bytes, tuple]]) -> list[dict]:
+    """Save each image by content hash; the job's record lists them."""
+    output_format = job.plan.params["output_format"]
+    images = []
+    for seed, data, (width, height) in encoded:
+        name = service.files.save(data, EXTENSIONS[output_format])
+        images.append({"name": name, "url": f"/v1/files/{name}", "seed": seed, "width": width, "height": height,
+                       "mime_type": MIME_TYPES[output_format]})
     return images
 
 
-def _inject(job: "Job", step: int) -> None:
-    """Test hooks (INJECT_FAULTS=1 only): `slow=S` sleeps S s per step, `wedge` stops beating at step 1."""
+def _inject(job: Job, step: int) -> None:
+    """Test hooks (INJECT_FAULTS=1 only): `slow=S` sleeps S s per step, `wedge` stops beating at step 1.
+
+    (`slow_finish=S` sleeps once before encoding, in `encode`.)
+    """
     if job.fault.startswith("slow="):
         time.sleep(float(job.fault.split("=", 1)[1]))
     elif job.fault == "wedge" and step == 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import numpy as np
 import pytest
@@ -195,6 +196,46 @@ def test_cancel_a_running_job(live_server):
     assert again.status_code == 409 and again.json()["error"]["field"] == "id"
     # The pipeline works for the next job.
     live_server.run("generate", {"prompt": "after cancel", "width": 32, "height": 32, **STEPS})
+
+
+def _encoding_slowly_then_next(live_server, seed: int) -> tuple[str, str]:
+    """Job A spends 3 s encoding (`slow_finish`); job B, sent after it, is denoised meanwhile.
+
+    Returns both ids once B's last step is done while A still reads `running`.
+    """
+    def send(prompt: str, **headers) -> str:
+        body = {"prompt": prompt, "width": 32, "height": 32, "seed": seed, **STEPS}
+        return live_server.post("generate", body, wait=None, headers=headers).json()["id"]
+
+    slow_id = send("encode slowly", **{"X-Inject-Fault": "slow_finish=3"})
+    next_id = send("next")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        after = live_server.job(next_id)
+        if after["progress"]["step"] == after["progress"]["total"]:
+            break
+        time.sleep(0.02)
+    slow = live_server.job(slow_id)
+    assert after["progress"]["step"] == after["progress"]["total"], after
+    assert slow["status"] == "running" and slow["position"] == 0, slow
+    return slow_id, next_id
+
+
+def test_the_next_job_runs_while_the_last_one_is_encoded(live_server):
+    slow_id, next_id = _encoding_slowly_then_next(live_server, 4242)
+    for job_id in (slow_id, next_id):
+        done = live_server.job(job_id, wait=30)
+        assert done["status"] == "succeeded"
+        image = live_server.images(done)[0]
+        assert image.format == "PNG" and image.size == (32, 32)
+
+
+def test_a_cancel_while_encoding_stores_nothing(live_server):
+    slow_id, next_id = _encoding_slowly_then_next(live_server, 4343)
+    live_server.session.delete(f"{live_server.url}/v1/jobs/{slow_id}")
+    final = live_server.job(slow_id, wait=30)
+    assert final["status"] == "cancelled" and final["images"] == []
+    assert live_server.job(next_id, wait=30)["status"] == "succeeded"
 
 
 def test_injected_oom_fails_only_that_job(live_server):
