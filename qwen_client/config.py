@@ -16,6 +16,7 @@ class Settings:
     server_url: str
     api_key: str | None
     budget_s: float
+    private_hosts: frozenset[str] = frozenset()  # hosts a URL given as text may reach besides public ones
 
 
 def from_credentials(credentials: dict) -> Settings:
@@ -37,4 +38,13 @@ def from_credentials(credentials: dict) -> Settings:
             f"Timeout '{raw}' must be a number of seconds between 1 and {MAX_BUDGET_S}; "
             f"keep it under the daemon's PLUGIN_MAX_EXECUTION_TIMEOUT (600 s by default)."
         )
-    return Settings(server_url=url, api_key=key, budget_s=budget)
+    return Settings(server_url=url, api_key=key, budget_s=budget,
+                    private_hosts=_hosts(credentials.get("private_image_hosts")))
+
+
+def _hosts(raw) -> frozenset[str]:
+    """'api, files.internal:8080, http://10.0.0.5' -> {'api', 'files.internal', '10.0.0.5'}."""
+    hosts = set()
+    for entry in str(raw or "").replace(",", " ").split():
+        hosts.add((urlsplit(entry if "//" in entry else "//" + entry).hostname or entry).lower())
+    return frozenset(hosts)

@@ -2,9 +2,15 @@
 
 The SDK's File.blob uses a 5 s timeout and a vague error; a signed Dify URL also
 expires after 300 s, so the plugin fetches early and says exactly what went wrong.
+
+A URL given as text (an agent's `image_url`, a workflow string) may have been written by
+anyone who can prompt the agent, so it may only reach public addresses, or hosts the
+operator listed: the plugin daemon must not become a way into the private network.
 """
 
-from urllib.parse import urlsplit
+import ipaddress
+import socket
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -25,8 +31,15 @@ _session.mount("http://", _adapter)
 _session.mount("https://", _adapter)
 
 
-def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S) -> bytes:
-    """Return the bytes at url; `what` names the parameter in error messages."""
+MAX_REDIRECTS = 5
+
+
+def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S,
+             private_hosts: frozenset[str] | None = None) -> bytes:
+    """Return the bytes at url; `what` names the parameter in error messages.
+
+    With `private_hosts` (a URL given as text), every hop must be public or one of those hosts.
+    """
     url = (url or "").strip()
     if urlsplit(url).scheme not in ("http", "https"):
         raise InputFileError(
@@ -36,7 +49,11 @@ def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S) -> bytes
         )
     timeout = max(1.0, min(READ_TIMEOUT_S, read_timeout))
     try:
-        with _session.get(url, timeout=(CONNECT_TIMEOUT_S, timeout), stream=True) as resp:
+        if private_hosts is None:
+            response = _session.get(url, timeout=(CONNECT_TIMEOUT_S, timeout), stream=True)
+        else:
+            response = _get_public(url, what, private_hosts, timeout)
+        with response as resp:
             if resp.status_code >= 400:
                 raise InputFileError(
                     f"Downloading the {what} failed: HTTP {resp.status_code} from {_short(url)}. "
@@ -61,6 +78,41 @@ def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S) -> bytes
     if not data:
         raise InputFileError(f"The {what} at {_short(url)} is empty.")
     return bytes(data)
+
+
+def _get_public(url: str, what: str, private_hosts: frozenset[str], timeout: float) -> requests.Response:
+    """Follow redirects by hand, checking every hop before connecting to it."""
+    for _ in range(MAX_REDIRECTS + 1):
+        _check_reachable(url, what, private_hosts)
+        response = _session.get(url, timeout=(CONNECT_TIMEOUT_S, timeout), stream=True, allow_redirects=False)
+        location = response.headers.get("Location")
+        if not (response.is_redirect and location):
+            return response
+        response.close()
+        url = urljoin(url, location)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise InputFileError(f"The {what} URL redirects to '{_short(url)}', which is not http(s).")
+    raise InputFileError(f"The {what} URL redirects more than {MAX_REDIRECTS} times.")
+
+
+def _check_reachable(url: str, what: str, private_hosts: frozenset[str]) -> None:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in private_hosts:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputFileError(f"The {what} URL's host '{host}' does not resolve.") from exc
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:
+            raise InputFileError(
+                f"The {what} URL '{_short(url)}' points to a private address ({ip}). A URL given as text "
+                "may only reach public hosts; to allow this one, add '" + host + "' to 'Private image hosts' "
+                "in the plugin's authorization."
+            )
 
 
 def _short(url: str) -> str:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "qwen_image"
@@ -192,7 +192,7 @@ class PluginProcess:
 
 
 class FileService:
-    """Dify's file service: signed-looking URLs for registered bytes, plus a slow path."""
+    """Dify's file service: signed-looking URLs for registered bytes, plus a slow path and a redirect."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
@@ -204,6 +204,12 @@ class FileService:
             def do_GET(self):
                 service.requests.append(self.path)
                 path = urlsplit(self.path).path
+                if path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(urlsplit(self.path).query)["to"][0])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path.startswith("/slow/"):
                     service.release.wait(120)  # never answers within a test's budget
                     path = path[len("/slow"):]

@@ -37,6 +37,8 @@ def test_provider_credentials():
     assert creds["server_url"]["type"] == "text-input" and creds["server_url"]["required"] is True
     assert creds["api_key"]["type"] == "secret-input"
     assert creds["timeout_seconds"]["default"] == "540"
+    assert creds["private_image_hosts"]["default"] == "api"  # Dify's own API host in its Docker setup
+    assert all(set(creds[name]["label"]) == LANGS and set(creds[name]["help"]) == LANGS for name in creds)
     assert provider["tools"] == [f"tools/{t}.yaml" for t in TOOLS]
 
 

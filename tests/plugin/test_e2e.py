@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -93,9 +94,22 @@ def test_inpaint_with_mask_file(plugin, creds, files, photo, mask):
 def test_inpaint_like_an_agent_with_urls_and_region(plugin, creds, files, photo):
     path = files.add("agent.png", photo)
     params = {"prompt": "a moon", "image_url": files.base + path, "region": "16,16,32,32", "steps": 2}
-    result = ok(plugin, plugin.invoke("inpaint", creds, params))
+    refused = plugin.invoke("inpaint", creds, params)  # 127.0.0.1 is private and not listed
+    assert "private address" in refused.error["message"] and not refused.blobs
+    assert files.requests.count(path) == 0  # refused before connecting
+    result = ok(plugin, plugin.invoke("inpaint", dict(creds, private_image_hosts="127.0.0.1"), params))
     assert [img.size for _, img in decoded(result)] == [(64, 64)]
     assert files.requests.count(path) == 1  # fetched by the plugin, once
+
+
+def test_a_listed_host_cannot_redirect_to_an_unlisted_one(plugin, creds, files, photo):
+    target = files.base + files.add("behind.png", photo)
+    listed = files.base.replace("127.0.0.1", "localhost")
+    params = {"prompt": "x", "image_url": f"{listed}/redirect?to={quote(target, safe='')}", "steps": 2}
+    refused = plugin.invoke("img2img", dict(creds, private_image_hosts="localhost"), params)
+    assert "private address (127.0.0.1)" in refused.error["message"] and not refused.blobs
+    result = ok(plugin, plugin.invoke("img2img", dict(creds, private_image_hosts="localhost, 127.0.0.1"), params))
+    assert len(result.blobs) == 1
 
 
 def test_outpaint_extends_the_canvas(plugin, creds, files, photo):

@@ -67,7 +67,8 @@ def test_sdk_configuration_models_accept_the_package(unpacked):
         from dify_plugin.entities.tool import ToolProviderConfiguration
         manifest = PluginConfiguration(**yaml.safe_load(open("manifest.yaml")))
         provider = ToolProviderConfiguration(**yaml.safe_load(open(manifest.plugins.tools[0])))
-        assert [c.name for c in provider.credentials_schema] == ["server_url", "api_key", "timeout_seconds"]
+        assert [c.name for c in provider.credentials_schema] == ["server_url", "api_key", "timeout_seconds",
+                                                                  "private_image_hosts"]
         print(",".join(tool.identity.name for tool in provider.tools))
     """)
     run = subprocess.run([sys.executable, "-c", script], cwd=unpacked, capture_output=True, text=True, timeout=120)

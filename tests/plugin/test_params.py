@@ -55,10 +55,38 @@ def test_file_wins_over_url_and_missing_image_is_named():
     class File:
         url = "http://dify/files/1"
 
+    dify_file, as_text = params.ImageSource("http://dify/files/1", False), params.ImageSource("http://x/m.png", True)
     assert params.image_sources("inpaint", {"image": File(), "image_url": "http://x/y.png",
-                                            "mask_url": "http://x/m.png"}) == {
-        "image": "http://dify/files/1", "mask": "http://x/m.png"}
-    assert params.image_sources("outpaint", {"image": {"url": "http://d/f"}}) == {"image": "http://d/f"}
-    assert params.image_sources("outpaint", {"image": [File(), {"url": "x"}]}) == {"image": "http://dify/files/1"}
+                                            "mask_url": "http://x/m.png"}) == {"image": dify_file, "mask": as_text}
+    assert params.image_sources("outpaint", {"image": {"url": "http://d/f"}}) == {
+        "image": params.ImageSource("http://d/f", False)}
+    assert params.image_sources("outpaint", {"image": [File(), {"url": "x"}]}) == {"image": dify_file}
     with pytest.raises(params.ParameterError, match="'image'.*image_url"):
         params.image_sources("img2img", {"image_url": " "})
+
+
+def test_private_image_hosts_credential_is_parsed_to_host_names():
+    from qwen_client import config
+
+    settings = config.from_credentials({"server_url": "http://gpu:8000",
+                                        "private_image_hosts": "api, Files.Intranet:8080 http://10.0.0.5:5001/x"})
+    assert settings.private_hosts == {"api", "files.intranet", "10.0.0.5"}
+    assert config.from_credentials({"server_url": "http://gpu:8000"}).private_hosts == frozenset()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5001/f.png", "http://10.1.2.3/f.png", "http://192.168.0.9/f.png",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/f.png",
+                                 "http://[::ffff:127.0.0.1]/f.png", "http://100.64.0.1/f.png", "http://0.0.0.0/f.png",
+                                 "http://224.0.0.1/f.png"])
+def test_a_url_given_as_text_may_not_reach_a_private_address(url):
+    from qwen_client import errors, files
+
+    with pytest.raises(errors.InputFileError, match="private address.*'Private image hosts'"):
+        files.download(url, "image", private_hosts=frozenset({"api"}))
+
+
+def test_public_addresses_and_listed_hosts_pass_the_check():
+    from qwen_client import files
+
+    files._check_reachable("http://8.8.8.8/f.png", "image", frozenset())  # an IP literal: no DNS needed
+    files._check_reachable("http://10.1.2.3/f.png", "image", frozenset({"10.1.2.3"}))
