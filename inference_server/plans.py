@@ -18,8 +18,9 @@ from PIL import Image
 from inference_server import masks, sizes
 from inference_server.errors import ApiError
 from inference_server.families import Family
+from inference_server.imaging import decode_image
 from inference_server.schemas import (
-    GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest,
+    IMAGE_FIELDS, GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest, validate_request,
 )
 
 
@@ -45,6 +46,23 @@ class Plan:
 class Limits:
     max_pixels: int
     masked_min_size: int
+
+
+@dataclass
+class Request:
+    """A request read from HTTP, or from the store after a restart: fields checked, images decoded."""
+    validated: TaskRequest
+    images: dict[str, Image.Image]
+    digests: dict[str, str]
+
+
+def read_request(task: str, fields: dict, raw_images: dict[str, bytes], max_pixels: int) -> Request:
+    validated = validate_request(task, fields)
+    if "image" in IMAGE_FIELDS[task] and "image" not in raw_images:
+        raise ApiError(422, "missing_field", f"image: {task} needs an input image", "image")
+    images = {name: decode_image(data, name, max_pixels) for name, data in raw_images.items()}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in raw_images.items()}
+    return Request(validated, images, digests)
 
 
 def make_plan(task: str, request: TaskRequest, images: dict[str, Image.Image], digests: dict[str, str],

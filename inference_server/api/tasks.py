@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
 from inference_server.api.decoding import prefer_wait, read_task_body
 from inference_server.errors import ApiError
-from inference_server.imaging import decode_image
-from inference_server.plans import Limits, make_plan
-from inference_server.schemas import IMAGE_FIELDS, validate_request
+from inference_server.plans import Limits, make_plan, read_request
+from inference_server.schemas import IMAGE_FIELDS
 
 bp = Blueprint("tasks", __name__)
 log = logging.getLogger(__name__)
@@ -25,21 +23,17 @@ def submit(task: str):
     settings = current_app.config["SETTINGS"]
     jobs = current_app.config["JOBS"]
     fields, raw_images = read_task_body(request, IMAGE_FIELDS[task])
-    validated = validate_request(task, fields)
-    if "image" in IMAGE_FIELDS[task] and "image" not in raw_images:
-        raise ApiError(422, "missing_field", f"image: {task} needs an input image", "image")
-    images = {name: decode_image(data, name, settings.max_pixels) for name, data in raw_images.items()}
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in raw_images.items()}
+    read = read_request(task, fields, raw_images, settings.max_pixels)
     engine = jobs.engine
     if engine is None:
         raise ApiError(503, "not_ready", jobs.not_ready_reason() or "not ready", headers={"Retry-After": "5"})
-    plan = make_plan(task, validated, images, digests, engine.family,
+    plan = make_plan(task, read.validated, read.images, read.digests, engine.family,
                      Limits(settings.max_pixels, settings.masked_min_size))
     fault = request.headers.get("X-Inject-Fault") if settings.inject_faults else None
-    job = jobs.submit(plan, fault)
+    job = jobs.submit(plan, fault, inputs=(fields, raw_images))
     if settings.log_prompts:
-        log.info("prompt", extra={"job_id": job["id"], "prompt": validated.prompt,
-                                  "negative_prompt": validated.negative_prompt})
+        log.info("prompt", extra={"job_id": job["id"], "prompt": read.validated.prompt,
+                                  "negative_prompt": read.validated.negative_prompt})
     wait = prefer_wait(request)
     if wait and job["status"] not in ("succeeded", "failed", "cancelled"):
         job = jobs.wait(job["id"], wait)

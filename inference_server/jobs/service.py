@@ -22,7 +22,7 @@ from inference_server.jobs.cache import ResultCache
 from inference_server.jobs.files import FileStore
 from inference_server.jobs.store import ENDED, JobStore
 from inference_server.metrics import Metrics
-from inference_server.plans import Plan
+from inference_server.plans import Limits, Plan, make_plan, read_request
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ class JobService:
         return None
 
     # ---- submission ------------------------------------------------------------------------
-    def submit(self, plan: Plan, fault: str | None = None) -> dict:
+    def submit(self, plan: Plan, fault: str | None = None,
+               inputs: tuple[dict, dict[str, bytes]] | None = None) -> dict:
+        """Queue a plan; `inputs` (request fields, image bytes) are saved so a restart can queue it again."""
         reason = self.not_ready_reason()
         if reason:
             raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
@@ -107,11 +109,58 @@ class JobService:
                                headers={"Retry-After": str(self._retry_after())})
             if not self._persist(record):
                 raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
+            if inputs is not None:
+                self._save_inputs(record["id"], plan, *inputs)
             job = Job(record, plan, fault, cache_key)
             self._live[record["id"]] = job
             self._queue.append(job)
             self._notify()
         return self.get(record["id"])
+
+    def _save_inputs(self, job_id: str, plan: Plan, fields: dict, images: dict[str, bytes]) -> None:
+        """With the seed it drew, so a job queued again after a restart makes the images it reported."""
+        try:
+            self.store.save_pending(job_id, {**fields, "seed": plan.params["seed"]}, images, plan.cacheable)
+        except Exception:
+            log.exception("could not save the inputs of job %s: a restart would cut it", job_id)
+
+    def _drop_inputs(self, job_id: str) -> None:
+        try:
+            self.store.drop_pending(job_id)
+        except Exception:
+            log.exception("could not drop the saved inputs of job %s", job_id)
+
+    def _queue_saved_jobs(self, engine) -> None:
+        """Jobs that waited in the queue when the server stopped run now, in their order, with their seeds."""
+        limits = Limits(self.settings.max_pixels, self.settings.masked_min_size)
+        try:
+            saved = self.store.pending()
+        except Exception:
+            log.exception("could not read the jobs saved in the queue")
+            return
+        for record, fields, images, cacheable in saved:
+            try:
+                read = read_request(record["task"], fields, images, self.settings.max_pixels)
+                plan = make_plan(record["task"], read.validated, read.images, read.digests, engine.family, limits)
+            except Exception as exc:  # the settings changed (a lower MAX_PIXELS, say), or a bug: not this job's
+                self._drop_inputs(record["id"])
+                reason = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+                self._persist_failure(record, f"after the restart it is refused: {reason}")
+                continue
+            plan.cacheable = cacheable
+            cache_key = plan.cache_key(engine.describe()["model"]) if cacheable else None
+            with self._changed:
+                job = Job(record, plan, None, cache_key)
+                self._live[record["id"]] = job
+                self._queue.append(job)
+        if saved:
+            log.info("queued again after the restart", extra={"jobs": len(saved)})
+
+    def _persist_failure(self, record: dict, message: str) -> None:
+        try:
+            self.store.fail(record, time.time(), message)
+        except Exception:
+            log.exception("could not store job %s", record["id"])
 
     def _answer_from_cache(self, record: dict, images: list[dict]) -> dict:
         total = record["progress"]["total"]
@@ -215,7 +264,9 @@ class JobService:
     # ---- the worker ------------------------------------------------------------------------
     def _load_then_work(self, engine_loader: Callable) -> None:
         try:
-            self.engine = engine_loader(self.settings)
+            engine = engine_loader(self.settings)
+            self._queue_saved_jobs(engine)  # before new requests: they were first
+            self.engine = engine
             log.info("model ready", extra={"model": self.engine.describe()})
         except Exception as exc:  # the server stays up and says why in /readyz
             log.exception("model failed to load")
@@ -246,6 +297,7 @@ class JobService:
                     self._persist(job.record)
                     self._notify()
             if job is not None:
+                self._drop_inputs(job.record["id"])  # a job cut while running is not run again
                 self._run(job)
 
     def _run(self, job: Job) -> None:
@@ -318,6 +370,8 @@ class JobService:
                 self._running = None
             if self._finishing is job:
                 self._finishing = None
+            if not job.started:  # cancelled in the queue
+                self._drop_inputs(record["id"])
             self._notify()
         log.info("job %s", status, extra={"job_id": record["id"], "task": record["task"], "run_s": run_s,
                                           "error": (error or {}).get("code")})

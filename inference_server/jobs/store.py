@@ -1,11 +1,13 @@
-"""Jobs in SQLite, so a restart loses no finished result."""
+"""Jobs in SQLite, so a restart loses no finished result and no job still waiting in the queue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 _SCHEMA = """
@@ -18,6 +20,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
+CREATE TABLE IF NOT EXISTS pending (
+    id TEXT PRIMARY KEY,
+    fields TEXT NOT NULL,
+    cacheable INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_images (
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (id, name)
+);
 """
 ENDED = ("succeeded", "failed", "cancelled")
 
@@ -29,6 +42,7 @@ class JobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing; only a power cut might
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
@@ -44,18 +58,64 @@ class JobStore:
             row = self._db.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def mark_interrupted(self) -> int:
-        """Jobs cut by a crash or restart read `failed`/`interrupted`, never `running` forever."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
         with self._lock:
-            rows = self._db.execute("SELECT body FROM jobs WHERE status IN ('queued', 'running')").fetchall()
+            self._db.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def save_pending(self, job_id: str, fields: dict, images: dict[str, bytes], cacheable: bool) -> None:
+        """What a queued job needs to be planned again after a restart: its request fields and image bytes."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO pending (id, fields, cacheable) VALUES (?,?,?)",
+                             (job_id, json.dumps(fields), int(cacheable)))
+            self._db.executemany("INSERT OR REPLACE INTO pending_images (id, name, data) VALUES (?,?,?)",
+                                 [(job_id, name, data) for name, data in images.items()])
+
+    def drop_pending(self, job_id: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM pending WHERE id = ?", (job_id,))
+            self._db.execute("DELETE FROM pending_images WHERE id = ?", (job_id,))
+
+    def pending(self) -> list[tuple[dict, dict, dict[str, bytes], bool]]:
+        """Queued jobs with their inputs, oldest first: (record, fields, images, cacheable)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT jobs.body, pending.fields, pending.cacheable, pending.id FROM jobs JOIN pending "
+                "ON jobs.id = pending.id WHERE jobs.status = 'queued' ORDER BY jobs.created_at").fetchall()
+            result = []
+            for body, fields, cacheable, job_id in rows:
+                images = dict(self._db.execute("SELECT name, data FROM pending_images WHERE id = ?",
+                                               (job_id,)).fetchall())
+                result.append((json.loads(body), json.loads(fields), images, bool(cacheable)))
+        return result
+
+    def mark_interrupted(self) -> int:
+        """At start: a job cut while running reads `failed`/`interrupted`, never `running` forever.
+
+        It is not run again: if it took the server down (the kernel's OOM killer), it would again. A queued
+        job whose inputs were saved waits for `pending()`; one without (saved by an older version) is cut too.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM jobs WHERE status = 'running' OR (status = 'queued' AND id NOT IN "
+                "(SELECT id FROM pending))").fetchall()
+            self._db.execute("DELETE FROM pending WHERE id NOT IN (SELECT id FROM jobs WHERE status = 'queued')")
+            self._db.execute("DELETE FROM pending_images WHERE id NOT IN (SELECT id FROM pending)")
         now = time.time()
         for (body,) in rows:
-            job = json.loads(body)
-            job.update(status="failed", position=None, finished_ts=now,
-                       error={"code": "interrupted", "message": "the server stopped before this job finished; "
-                                                                  "submit it again"})
-            self.save(job)
+            self.fail(json.loads(body), now, "the server stopped before this job finished; submit it again")
         return len(rows)
+
+    def fail(self, job: dict, now: float, message: str) -> None:
+        """End a job that never got to run to its end: `failed` with code `interrupted`."""
+        job.update(status="failed", position=None, finished_ts=now, error={"code": "interrupted", "message": message})
+        self.save(job)
 
     def remove_expired(self, older_than: float) -> set[str]:
         """Delete jobs that ended before `older_than`; return file names no remaining job uses."""

@@ -10,8 +10,9 @@ import time
 
 import pytest
 import requests
+from PIL import Image
 
-from tests.support import ROOT, ServerProcess
+from tests.support import ROOT, ServerProcess, png_b64
 
 TINY = {"width": 32, "height": 32}
 SECRET_PROMPT = "SECRET-PROMPT 玫瑰花园"
@@ -154,6 +155,38 @@ def test_kill_9_mid_job_then_restart_keeps_results(tmp_path):
         assert kept["status"] == "succeeded" and server.file_bytes(kept["images"][0]) == before
         interrupted = server.job(cut["id"])
         assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "interrupted"
+    finally:
+        server.stop()
+
+
+def test_jobs_waiting_in_the_queue_survive_a_kill_9(tmp_path):
+    """The running job is cut (it may be what killed the server); the queued ones run after the restart."""
+    server = ServerProcess(tmp_path / "data", INJECT_FAULTS="1", MASKED_MIN_SIZE="64").start()
+    try:
+        cut = server.post("generate", {"prompt": "cut", **TINY, "num_inference_steps": 50}, wait=None,
+                          headers={"X-Inject-Fault": "slow=0.2"}).json()
+        wait_for(lambda: server.job(cut["id"])["status"] == "running")
+        unseeded = server.post("generate", {"prompt": "no seed", **TINY, "num_inference_steps": 2}, wait=None).json()
+        photo = png_b64(Image.new("RGB", (32, 32), (200, 60, 20)))
+        edit = server.post("inpaint", {"prompt": "edit", "image": photo, "seed": 9, "num_inference_steps": 2,
+                                       "region": {"x": 8, "y": 8, "width": 16, "height": 16}}, wait=None).json()
+        cancelled = server.post("generate", {"prompt": "cancel me", **TINY, "seed": 1}, wait=None).json()
+        server.session.delete(f"{server.url}/v1/jobs/{cancelled['id']}")
+        server.kill()
+        server.start()
+        assert server.job(cut["id"])["error"]["code"] == "interrupted"
+        assert server.job(cancelled["id"])["status"] == "cancelled"
+        again = server.job(unseeded["id"], wait=60)
+        assert again["status"] == "succeeded" and again["params"]["seed"] == unseeded["params"]["seed"]
+        edited = server.job(edit["id"], wait=60)
+        assert edited["status"] == "succeeded" and edited["cache"] == "miss"
+        # The same images as the request would have made without the restart: a repeat now hits the cache.
+        repeat = server.run("inpaint", {"prompt": "edit", "image": photo, "seed": 9, "num_inference_steps": 2,
+                                        "region": {"x": 8, "y": 8, "width": 16, "height": 16}})
+        assert repeat["cache"] == "hit" and repeat["images"] == edited["images"]
+        fresh = server.run("generate", {"prompt": "no seed", **TINY, "num_inference_steps": 2,
+                                        "seed": unseeded["params"]["seed"]})
+        assert server.file_bytes(fresh["images"][0]) == server.file_bytes(again["images"][0])
     finally:
         server.stop()
 
