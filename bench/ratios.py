@@ -67,7 +67,7 @@ def worker_peak_rss(server: ServerProcess) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def p1_end_to_end(server: ServerProcess, rounds: int = 9) -> Row:
+def p1_end_to_end(server: ServerProcess, rounds: int = 10) -> Row:
     """Plugin (stdio) → server → image bytes back, against a bare pipeline call in this process.
 
     Each round runs both, in alternating order, and gives one ratio, so the machine's drift cancels out
@@ -83,7 +83,8 @@ def p1_end_to_end(server: ServerProcess, rounds: int = 9) -> Row:
     pipe.set_progress_bar_config(disable=True)
     plugin = PluginProcess()
     plugin.wait_ready()
-    creds = {"server_url": server.url, "api_key": server.api_key, "timeout_seconds": "300"}
+    creds = {"server_url": server.url, "api_key": server.api_key, "timeout_seconds": "300",
+             "private_image_hosts": "127.0.0.1"}
     bare, e2e, server_run = [], [], []
     try:
         for i in range(rounds + 1):  # round 0 warms both sides up

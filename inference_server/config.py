@@ -27,7 +27,7 @@ class Settings:
     vae_tiling: bool = False
     attention_backend: str = ""
     compile_transformer: bool = False
-    overlap_finishing: bool = True  # encode and store a job's images while the device runs the next job
+    overlap_finishing: str = "auto"  # encode a job's images while the device runs the next; auto: on a GPU
     lightning_lora: str = ""  # local path of the Qwen-Image-Lightning LoRA: fast mode
     max_queue: int = 32
     job_timeout_s: float = 600.0
@@ -54,6 +54,11 @@ class Settings:
             values[f.name] = _parse(f.type, raw)
         values.update(overrides)
         return cls(**values)
+
+    def overlaps_finishing(self, device: str) -> bool:
+        """`auto`: only where the device is not the CPU, whose cores the encoder would take from the model."""
+        value = self.overlap_finishing.strip().lower()
+        return not device.startswith("cpu") if value == "auto" else _flag(value)
 
     @property
     def is_loopback(self) -> bool:

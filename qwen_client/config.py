@@ -9,6 +9,8 @@ DEFAULT_BUDGET_S = 540
 # The daemon kills a call after PLUGIN_MAX_EXECUTION_TIMEOUT (600 s by default); users
 # who raised it may raise the budget too, but an hour is past any sane tool call.
 MAX_BUDGET_S = 3600
+# Dify's API container in its Docker setup, which serves FILES_URL; the provider YAML declares the same.
+DEFAULT_PRIVATE_HOSTS = "api"
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,21 @@ def from_credentials(credentials: dict) -> Settings:
             f"keep it under the daemon's PLUGIN_MAX_EXECUTION_TIMEOUT (600 s by default)."
         )
     return Settings(server_url=url, api_key=key, budget_s=budget,
-                    private_hosts=_hosts(credentials.get("private_image_hosts")))
+                    private_hosts=_hosts(credentials.get("private_image_hosts") or DEFAULT_PRIVATE_HOSTS))
 
 
-def _hosts(raw) -> frozenset[str]:
-    """'api, files.internal:8080, http://10.0.0.5' -> {'api', 'files.internal', '10.0.0.5'}."""
+def _hosts(raw: str) -> frozenset[str]:
+    """'api, files.internal:8080, http://10.0.0.5, fd00::5' -> {'api', 'files.internal', '10.0.0.5', 'fd00::5'}."""
     hosts = set()
-    for entry in str(raw or "").replace(",", " ").split():
-        hosts.add((urlsplit(entry if "//" in entry else "//" + entry).hostname or entry).lower())
+    for entry in str(raw).replace(",", " ").split():
+        if entry.count(":") > 1 and "[" not in entry and "//" not in entry:  # a bare IPv6 address
+            hosts.add(entry.lower())
+            continue
+        try:
+            host = urlsplit(entry if "//" in entry else "//" + entry).hostname
+        except ValueError:
+            host = None
+        if not host:
+            raise QwenImageError(f"Private image hosts: '{entry}' is not a host name or address.")
+        hosts.add(host.lower())
     return frozenset(hosts)

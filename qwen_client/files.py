@@ -3,9 +3,10 @@
 The SDK's File.blob uses a 5 s timeout and a vague error; a signed Dify URL also
 expires after 300 s, so the plugin fetches early and says exactly what went wrong.
 
-A URL given as text (an agent's `image_url`, a workflow string) may have been written by
-anyone who can prompt the agent, so it may only reach public addresses, or hosts the
-operator listed: the plugin daemon must not become a way into the private network.
+Every URL may have been chosen by someone other than the operator: an agent's `image_url` by
+anyone who can prompt it, a Dify file uploaded "by URL" by the end user. So each hop may only
+reach public addresses, or hosts the operator listed (Dify's own FILES_URL host among them):
+the plugin daemon must not become a way into the private network.
 """
 
 import ipaddress
@@ -14,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from qwen_client.errors import InputFileError
@@ -34,11 +36,10 @@ _session.mount("https://", _adapter)
 MAX_REDIRECTS = 5
 
 
-def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S,
-             private_hosts: frozenset[str] | None = None) -> bytes:
+def download(url: str, what: str, private_hosts: frozenset[str], read_timeout: float = READ_TIMEOUT_S) -> bytes:
     """Return the bytes at url; `what` names the parameter in error messages.
 
-    With `private_hosts` (a URL given as text), every hop must be public or one of those hosts.
+    Every hop must be public or one of `private_hosts`: redirects are followed by hand.
     """
     url = (url or "").strip()
     if urlsplit(url).scheme not in ("http", "https"):
@@ -49,11 +50,7 @@ def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S,
         )
     timeout = max(1.0, min(READ_TIMEOUT_S, read_timeout))
     try:
-        if private_hosts is None:
-            response = _session.get(url, timeout=(CONNECT_TIMEOUT_S, timeout), stream=True)
-        else:
-            response = _get_public(url, what, private_hosts, timeout)
-        with response as resp:
+        with _get_checked(url, what, private_hosts, timeout) as resp:
             if resp.status_code >= 400:
                 raise InputFileError(
                     f"Downloading the {what} failed: HTTP {resp.status_code} from {_short(url)}. "
@@ -68,19 +65,19 @@ def download(url: str, what: str, read_timeout: float = READ_TIMEOUT_S,
     except requests.Timeout as exc:
         raise InputFileError(
             f"Downloading the {what} from {_short(url)} timed out after {timeout:.0f} s. "
-            "Check that the plugin daemon can reach Dify's FILES_URL."
+            "Check that the plugin daemon can reach that host (for Dify's files: its FILES_URL)."
         ) from exc
     except requests.RequestException as exc:
         raise InputFileError(
             f"Downloading the {what} from {_short(url)} failed ({type(exc).__name__}). "
-            "Check that the plugin daemon can reach Dify's FILES_URL."
+            "Check that the plugin daemon can reach that host (for Dify's files: its FILES_URL)."
         ) from exc
     if not data:
         raise InputFileError(f"The {what} at {_short(url)} is empty.")
     return bytes(data)
 
 
-def _get_public(url: str, what: str, private_hosts: frozenset[str], timeout: float) -> requests.Response:
+def _get_checked(url: str, what: str, private_hosts: frozenset[str], timeout: float) -> requests.Response:
     """Follow redirects by hand, checking every hop before connecting to it."""
     for _ in range(MAX_REDIRECTS + 1):
         _check_reachable(url, what, private_hosts)
@@ -96,7 +93,7 @@ def _get_public(url: str, what: str, private_hosts: frozenset[str], timeout: flo
 
 
 def _check_reachable(url: str, what: str, private_hosts: frozenset[str]) -> None:
-    host = (urlsplit(url).hostname or "").lower()
+    host = _host(url, what)
     if host in private_hosts:
         return
     try:
@@ -109,10 +106,18 @@ def _check_reachable(url: str, what: str, private_hosts: frozenset[str]) -> None
             ip = ip.ipv4_mapped
         if not ip.is_global or ip.is_multicast:
             raise InputFileError(
-                f"The {what} URL '{_short(url)}' points to a private address ({ip}). A URL given as text "
-                "may only reach public hosts; to allow this one, add '" + host + "' to 'Private image hosts' "
-                "in the plugin's authorization."
+                f"The {what} URL '{_short(url)}' points to a private address ({ip}). Images are fetched only "
+                f"from public hosts and those listed in 'Private image hosts' in the plugin's authorization: "
+                f"add '{host}' there if it is yours (Dify's FILES_URL host, say)."
             )
+
+
+def _host(url: str, what: str) -> str:
+    """The host requests will connect to; a URL that two parsers read differently is refused."""
+    connected = (parse_url(url).host or "").lower().strip("[]")
+    if connected != (urlsplit(url).hostname or "").lower():
+        raise InputFileError(f"The {what} URL '{url}' is ambiguous (its host reads two ways); send a plain URL.")
+    return connected
 
 
 def _short(url: str) -> str:

@@ -2,7 +2,6 @@
 
 import json
 from collections.abc import Mapping
-from typing import NamedTuple
 
 COMMON = ("negative_prompt", "steps", "guidance", "seed", "num_images", "output_format")
 # The form and llm parameters each tool sends to its server task, prompt and images aside.
@@ -117,12 +116,7 @@ def build_body(task: str, params: Mapping, prompt: str) -> dict:
     return body
 
 
-class ImageSource(NamedTuple):
-    url: str
-    as_text: bool  # typed or generated, not a Dify file: it may only reach public or listed hosts
-
-
-def image_sources(task: str, params: Mapping) -> dict[str, ImageSource]:
+def image_sources(task: str, params: Mapping) -> dict[str, str]:
     """The URL of each image input: the Dify file wins over the agent's *_url string."""
     sources = {}
     for name, required in TASK_IMAGES[task].items():
@@ -130,10 +124,9 @@ def image_sources(task: str, params: Mapping) -> dict[str, ImageSource]:
         if isinstance(file, list):  # a workflow may map a files array: its first image
             file = file[0] if file else None
         url = getattr(file, "url", None) or (file.get("url") if isinstance(file, Mapping) else None)
+        url = url or str(params.get(f"{name}_url") or "").strip()
         if url:
-            sources[name] = ImageSource(url, as_text=False)
-        elif text := str(params.get(f"{name}_url") or "").strip():
-            sources[name] = ImageSource(text, as_text=True)
+            sources[name] = url
         elif required:
             raise ParameterError(
                 f"Parameter '{name}' is required: give the {name} as a file or as '{name}_url'."

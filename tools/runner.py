@@ -23,9 +23,8 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     # Check every parameter, then fetch the inputs while Dify's signed URLs are fresh,
     # and only then spend an LLM call.
     body = params.build_body(task, tool_parameters, prompt)
-    for name, source in params.image_sources(task, tool_parameters).items():
-        data = files.download(source.url, name, deadline - time.monotonic(),
-                              private_hosts=settings.private_hosts if source.as_text else None)
+    for name, url in params.image_sources(task, tool_parameters).items():
+        data = files.download(url, name, settings.private_hosts, deadline - time.monotonic())
         body[name] = base64.b64encode(data).decode("ascii")
     model = tool_parameters.get("enhance_model")
     enhanced = bool(isinstance(model, dict) and model.get("model") and prompt)

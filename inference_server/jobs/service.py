@@ -102,15 +102,17 @@ class JobService:
                 cached = self.cache.get(cache_key)
                 if cached is not None:
                     return self._answer_from_cache(record, cached)
+        if inputs is not None:  # before the lock: writing image bytes must not hold up the worker's steps
+            self._save_inputs(record["id"], plan, *inputs)
         with self._changed:
             if len(self._queue) >= self.settings.max_queue:
+                self._drop_inputs(record["id"])
                 self.metrics.rejected.inc()
                 raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
                                headers={"Retry-After": str(self._retry_after())})
             if not self._persist(record):
+                self._drop_inputs(record["id"])
                 raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
-            if inputs is not None:
-                self._save_inputs(record["id"], plan, *inputs)
             job = Job(record, plan, fault, cache_key)
             self._live[record["id"]] = job
             self._queue.append(job)
@@ -149,12 +151,28 @@ class JobService:
                 continue
             plan.cacheable = cacheable
             cache_key = plan.cache_key(engine.describe()["model"]) if cacheable else None
+            if plan.params != record["params"]:  # new defaults (another model, fast mode): report what runs
+                record.update(params=plan.params, notices=plan.notices,
+                              progress={"step": 0, "total": plan.params["num_inference_steps"] * len(plan.seeds)})
             with self._changed:
+                current = self.store.get(record["id"])
+                if current is None or current["status"] != "queued":  # cancelled while the model loaded
+                    continue
                 job = Job(record, plan, None, cache_key)
                 self._live[record["id"]] = job
                 self._queue.append(job)
         if saved:
             log.info("queued again after the restart", extra={"jobs": len(saved)})
+
+    def _fail_saved_jobs(self, reason: str) -> None:
+        try:
+            saved = self.store.pending()
+        except Exception:
+            log.exception("could not read the jobs saved in the queue")
+            return
+        for record, *_ in saved:
+            self._drop_inputs(record["id"])
+            self._persist_failure(record, reason)
 
     def _persist_failure(self, record: dict, message: str) -> None:
         try:
@@ -215,12 +233,21 @@ class JobService:
         """Return as soon as the job ends (or `timeout` passes): completion without polling delay."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while job_id in self._live and self._live[job_id].record["status"] not in ENDED:
+            while self._still_to_end(job_id):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
         return self.get(job_id)
+
+    def _still_to_end(self, job_id: str) -> bool:
+        """Live and not ended; or saved before a restart and waiting for the model to load."""
+        if job_id in self._live:
+            return self._live[job_id].record["status"] not in ENDED
+        if self.engine is not None or self.load_error or not _looks_like_id(job_id):
+            return False
+        saved = self.store.get(job_id)
+        return saved is not None and saved["status"] == "queued"
 
     def events(self, job_id: str, keepalive_s: float = 15.0) -> Iterator[dict | None]:
         """Each change of the job, then its final state; None now and then as a keep-alive."""
@@ -245,6 +272,8 @@ class JobService:
             job = self._live.get(job_id)
             if job is None:
                 current = self.get(job_id)  # 404 if unknown
+                if current["status"] == "queued":  # saved before a restart, the model still loading
+                    return self._cancel_saved(job_id)
                 raise ApiError(409, "job_ended", f"job {job_id} already ended ({current['status']})", "id")
             if job in self._queue:
                 self._queue.remove(job)
@@ -253,6 +282,17 @@ class JobService:
                 job.cancel_requested = True  # the worker stops at the next step
                 self._notify()
         return self.get(job_id)
+
+    def _cancel_saved(self, job_id: str) -> dict:
+        """Call with the lock held, which `_queue_saved_jobs` takes before it queues a saved job."""
+        record = self.store.get(job_id)
+        self._drop_inputs(job_id)
+        record.update(status="cancelled", position=None, finished_ts=time.time(),
+                      error={"code": "cancelled", "message": "cancelled before it started"})
+        if not self._persist(record):
+            raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
+        self._notify()
+        return self.public(record)
 
     def public(self, record: dict) -> dict:
         out = {k: v for k, v in record.items() if not k.endswith("_ts")}
@@ -266,11 +306,16 @@ class JobService:
         try:
             engine = engine_loader(self.settings)
             self._queue_saved_jobs(engine)  # before new requests: they were first
-            self.engine = engine
+            with self._changed:
+                self.engine = engine
+                self._notify()  # long-polls on saved jobs wait for this
             log.info("model ready", extra={"model": self.engine.describe()})
         except Exception as exc:  # the server stays up and says why in /readyz
             log.exception("model failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"
+            self._fail_saved_jobs(f"after the restart the model failed to load: {self.load_error}")
+            with self._changed:
+                self._notify()
             return
         try:
             self._work_forever()
@@ -312,10 +357,13 @@ class JobService:
     def _hand_over(self, job: Job, raw: list) -> None:
         """Encoding and storing overlap the device's next job; at most one job's images wait for them."""
         if self._handed_over is not None:
-            self._handed_over.result()
+            try:
+                self._handed_over.result()
+            except Exception:  # already logged; it must not take the worker down with it
+                log.exception("finishing the previous job failed")
         with self._changed:
             self._running, self._finishing = None, job
-        if self.settings.overlap_finishing:
+        if self.settings.overlaps_finishing(self.engine.describe()["device"]):
             self._handed_over = self._finisher.submit(self._complete, job, raw)
         else:
             self._complete(job, raw)
@@ -330,7 +378,11 @@ class JobService:
                 self._finish(job, "succeeded", images=images)
         except Exception as exc:
             self._fail(job, exc)
-        worker.release_free_heap()
+        finally:
+            with self._changed:
+                if self._finishing is job:  # only if even failing it failed: never `running` forever
+                    self._finishing = None
+            worker.release_free_heap()
 
     def _fail(self, job: Job, exc: Exception) -> None:
         if isinstance(exc, JobFailure):

@@ -64,10 +64,11 @@ class JobStore:
             self._db.execute("BEGIN")
             try:
                 yield
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # else a failed COMMIT would leave every later write uncommitted
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def save_pending(self, job_id: str, fields: dict, images: dict[str, bytes], cacheable: bool) -> None:
         """What a queued job needs to be planned again after a restart: its request fields and image bytes."""

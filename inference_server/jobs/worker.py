@@ -11,7 +11,12 @@ import time
 from typing import TYPE_CHECKING
 
 from inference_server.errors import JobFailure
-from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
+from inference_server.imaging import (
+    EXTENSIONS,
+    MIME_TYPES,
+    a1111_parameters,
+    encode_image,
+)
 
 if TYPE_CHECKING:
     from PIL import Image

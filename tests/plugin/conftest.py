@@ -37,7 +37,9 @@ def server(request):
 
 @pytest.fixture(scope="module")
 def creds(server):
-    return {"server_url": server.url, "api_key": server.api_key, "timeout_seconds": "240"}
+    # The fake Dify file service listens on 127.0.0.1: a private host the operator must list.
+    return {"server_url": server.url, "api_key": server.api_key, "timeout_seconds": "240",
+            "private_image_hosts": "127.0.0.1"}
 
 
 def png_bytes(width: int, height: int, mode: str = "RGB", draw=None) -> bytes:

@@ -94,20 +94,31 @@ def test_inpaint_with_mask_file(plugin, creds, files, photo, mask):
 def test_inpaint_like_an_agent_with_urls_and_region(plugin, creds, files, photo):
     path = files.add("agent.png", photo)
     params = {"prompt": "a moon", "image_url": files.base + path, "region": "16,16,32,32", "steps": 2}
-    refused = plugin.invoke("inpaint", creds, params)  # 127.0.0.1 is private and not listed
+    refused = plugin.invoke("inpaint", dict(creds, private_image_hosts="api"), params)  # 127.0.0.1 not listed
     assert "private address" in refused.error["message"] and not refused.blobs
     assert files.requests.count(path) == 0  # refused before connecting
-    result = ok(plugin, plugin.invoke("inpaint", dict(creds, private_image_hosts="127.0.0.1"), params))
+    result = ok(plugin, plugin.invoke("inpaint", creds, params))  # creds list 127.0.0.1
     assert [img.size for _, img in decoded(result)] == [(64, 64)]
     assert files.requests.count(path) == 1  # fetched by the plugin, once
 
 
+def test_a_dify_file_on_an_unlisted_private_host_is_refused(plugin, creds, files, photo):
+    """A file uploaded "by URL" carries the end user's URL: it gets the same check as an agent's."""
+    path = files.add("remote.png", photo)
+    params = {"prompt": "x", "image": files.file_param(path), "steps": 2}
+    refused = plugin.invoke("img2img", dict(creds, private_image_hosts="api"), params)
+    assert "private address (127.0.0.1)" in refused.error["message"] and not refused.blobs
+    assert files.requests.count(path) == 0
+
+
 def test_a_listed_host_cannot_redirect_to_an_unlisted_one(plugin, creds, files, photo):
-    target = files.base + files.add("behind.png", photo)
+    behind = files.add("behind.png", photo)
+    target = files.base + behind
     listed = files.base.replace("127.0.0.1", "localhost")
     params = {"prompt": "x", "image_url": f"{listed}/redirect?to={quote(target, safe='')}", "steps": 2}
     refused = plugin.invoke("img2img", dict(creds, private_image_hosts="localhost"), params)
     assert "private address (127.0.0.1)" in refused.error["message"] and not refused.blobs
+    assert files.requests.count(behind) == 0  # the second hop was never made
     result = ok(plugin, plugin.invoke("img2img", dict(creds, private_image_hosts="localhost, 127.0.0.1"), params))
     assert len(result.blobs) == 1
 

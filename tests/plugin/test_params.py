@@ -55,12 +55,11 @@ def test_file_wins_over_url_and_missing_image_is_named():
     class File:
         url = "http://dify/files/1"
 
-    dify_file, as_text = params.ImageSource("http://dify/files/1", False), params.ImageSource("http://x/m.png", True)
     assert params.image_sources("inpaint", {"image": File(), "image_url": "http://x/y.png",
-                                            "mask_url": "http://x/m.png"}) == {"image": dify_file, "mask": as_text}
-    assert params.image_sources("outpaint", {"image": {"url": "http://d/f"}}) == {
-        "image": params.ImageSource("http://d/f", False)}
-    assert params.image_sources("outpaint", {"image": [File(), {"url": "x"}]}) == {"image": dify_file}
+                                            "mask_url": "http://x/m.png"}) == {
+        "image": "http://dify/files/1", "mask": "http://x/m.png"}
+    assert params.image_sources("outpaint", {"image": {"url": "http://d/f"}}) == {"image": "http://d/f"}
+    assert params.image_sources("outpaint", {"image": [File(), {"url": "x"}]}) == {"image": "http://dify/files/1"}
     with pytest.raises(params.ParameterError, match="'image'.*image_url"):
         params.image_sources("img2img", {"image_url": " "})
 
@@ -71,18 +70,28 @@ def test_private_image_hosts_credential_is_parsed_to_host_names():
     settings = config.from_credentials({"server_url": "http://gpu:8000",
                                         "private_image_hosts": "api, Files.Intranet:8080 http://10.0.0.5:5001/x"})
     assert settings.private_hosts == {"api", "files.intranet", "10.0.0.5"}
-    assert config.from_credentials({"server_url": "http://gpu:8000"}).private_hosts == frozenset()
+    ipv6 = config.from_credentials({"server_url": "http://gpu:8000", "private_image_hosts": "fd00::5, [fd00::6]:80"})
+    assert ipv6.private_hosts == {"fd00::5", "fd00::6"}
+    # Saved before the credential existed, or left blank: Dify's API host in its Docker setup, as declared.
+    assert config.from_credentials({"server_url": "http://gpu:8000"}).private_hosts == {"api"}
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:5001/f.png", "http://10.1.2.3/f.png", "http://192.168.0.9/f.png",
                                  "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/f.png",
                                  "http://[::ffff:127.0.0.1]/f.png", "http://100.64.0.1/f.png", "http://0.0.0.0/f.png",
-                                 "http://224.0.0.1/f.png"])
-def test_a_url_given_as_text_may_not_reach_a_private_address(url):
+                                 "http://224.0.0.1/f.png", "http://2130706433/f.png", "http://api@127.0.0.1/f.png"])
+def test_an_image_url_may_not_reach_a_private_address(url):
     from qwen_client import errors, files
 
     with pytest.raises(errors.InputFileError, match="private address.*'Private image hosts'"):
         files.download(url, "image", private_hosts=frozenset({"api"}))
+
+
+def test_a_url_whose_host_reads_two_ways_is_refused():
+    from qwen_client import errors, files
+
+    with pytest.raises(errors.InputFileError, match="ambiguous"):  # urllib3 connects to 127.0.0.1, urlsplit says api
+        files.download("http://127.0.0.1\\@api/x.png", "image", private_hosts=frozenset({"api"}))
 
 
 def test_public_addresses_and_listed_hosts_pass_the_check():

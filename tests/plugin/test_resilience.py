@@ -19,7 +19,7 @@ def fake(request):
 
 
 def creds(url: str, budget: int = 4) -> dict:
-    return {"server_url": url, "api_key": "k", "timeout_seconds": str(budget)}
+    return {"server_url": url, "api_key": "k", "timeout_seconds": str(budget), "private_image_hosts": "127.0.0.1"}
 
 
 def assert_healthy(plugin):

@@ -175,3 +175,10 @@ def test_family_presets_are_the_models_recommended_sizes():
     assert SDXL.presets["1:1"] == (1024, 1024) and not SDXL.unused_masked_latents
     assert all(w % f.size_multiple == 0 and h % f.size_multiple == 0
                for f in (QWEN, FLUX, SDXL) for w, h in f.presets.values())
+
+
+def test_overlap_finishing_is_on_where_the_device_is_not_the_cpu():
+    auto = Settings()
+    assert auto.overlaps_finishing("cuda:0") and not auto.overlaps_finishing("cpu")
+    assert Settings(overlap_finishing="1").overlaps_finishing("cpu")
+    assert not Settings(overlap_finishing="0").overlaps_finishing("cuda")
