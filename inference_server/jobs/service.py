@@ -102,14 +102,15 @@ class JobService:
                 cached = self.cache.get(cache_key)
                 if cached is not None:
                     return self._answer_from_cache(record, cached)
+        self._refuse_if_full()  # before writing inputs: an overloaded server must not write and delete them
         if inputs is not None:  # before the lock: writing image bytes must not hold up the worker's steps
             self._save_inputs(record["id"], plan, *inputs)
         with self._changed:
-            if len(self._queue) >= self.settings.max_queue:
+            try:
+                self._refuse_if_full()  # again: others may have filled the queue meanwhile
+            except ApiError:
                 self._drop_inputs(record["id"])
-                self.metrics.rejected.inc()
-                raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
-                               headers={"Retry-After": str(self._retry_after())})
+                raise
             if not self._persist(record):
                 self._drop_inputs(record["id"])
                 raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
@@ -118,6 +119,12 @@ class JobService:
             self._queue.append(job)
             self._notify()
         return self.get(record["id"])
+
+    def _refuse_if_full(self) -> None:
+        if len(self._queue) >= self.settings.max_queue:
+            self.metrics.rejected.inc()
+            raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
+                           headers={"Retry-After": str(self._retry_after())})
 
     def _save_inputs(self, job_id: str, plan: Plan, fields: dict, images: dict[str, bytes]) -> None:
         """With the seed it drew, so a job queued again after a restart makes the images it reported."""
