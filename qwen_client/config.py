@@ -18,7 +18,7 @@ class Settings:
     server_url: str
     api_key: str | None
     budget_s: float
-    private_hosts: frozenset[str] = frozenset()  # hosts a URL given as text may reach besides public ones
+    private_hosts: frozenset[str] = frozenset()  # private hosts input images may come from, besides public ones
 
 
 def from_credentials(credentials: dict) -> Settings:

@@ -142,11 +142,7 @@ class JobService:
     def _queue_saved_jobs(self, engine) -> None:
         """Jobs that waited in the queue when the server stopped run now, in their order, with their seeds."""
         limits = Limits(self.settings.max_pixels, self.settings.masked_min_size)
-        try:
-            saved = self.store.pending()
-        except Exception:
-            log.exception("could not read the jobs saved in the queue")
-            return
+        saved = self._saved_jobs()
         for record, fields, images, cacheable in saved:
             try:
                 read = read_request(record["task"], fields, images, self.settings.max_pixels)
@@ -172,14 +168,16 @@ class JobService:
             log.info("queued again after the restart", extra={"jobs": len(saved)})
 
     def _fail_saved_jobs(self, reason: str) -> None:
-        try:
-            saved = self.store.pending()
-        except Exception:
-            log.exception("could not read the jobs saved in the queue")
-            return
-        for record, *_ in saved:
+        for record, *_ in self._saved_jobs():
             self._drop_inputs(record["id"])
             self._persist_failure(record, reason)
+
+    def _saved_jobs(self) -> list:
+        try:
+            return self.store.pending()
+        except Exception:
+            log.exception("could not read the jobs saved in the queue")
+            return []
 
     def _persist_failure(self, record: dict, message: str) -> None:
         try:

@@ -11,12 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from inference_server.errors import JobFailure
-from inference_server.imaging import (
-    EXTENSIONS,
-    MIME_TYPES,
-    a1111_parameters,
-    encode_image,
-)
+from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
 
 if TYPE_CHECKING:
     from PIL import Image
