@@ -389,7 +389,7 @@ def main(argv=None) -> int:
 
     def ours_call(warmup, steps=spec.steps, guidance=cfg):
         call = dict(guidance, num_inference_steps=2 if warmup else steps)
-        engine.run("text2image", call, [0], on_step=lambda done, total: None)
+        engine.call_pipeline("text2image", call, [0], on_step=lambda done, total: None)
 
     log(f"ours ({note}); warm-up compiles")
     try:

@@ -59,12 +59,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def worker_peak_rss(server: ServerProcess) -> int:
-    """VmHWM of the gunicorn worker (the process that owns the model), in bytes."""
-    (pid,) = server.worker_pids()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
+    """Peak RSS of the whole server's process tree (HTTP worker and the engine's process), in bytes."""
+    return server.tree_peak_rss()
 
 
 def p1_end_to_end(server: ServerProcess, rounds: int = 10) -> Row:

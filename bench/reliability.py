@@ -9,7 +9,9 @@ document is generated, never typed by hand.
   load   N requests from 32 client threads against MAX_QUEUE=16; every answer must be a served job or a 429
          with Retry-After (the client then waits Retry-After, capped at 2 s so the run stays bounded)
   soak   M jobs of all four tasks; the worker's RSS after the first 10% against the end (target: < 5% drift)
-  crash  a wedged worker, kill -9 of the worker, kill -9 of the whole server then a restart on the same DATA_DIR
+  crash  a wedged worker, kill -9 of the engine process, kill -9 of the HTTP worker, kill -9 of the whole server
+         then a restart on the same DATA_DIR
+  front door  idle, slow-header and event-stream connections held at once; /healthz latency and a job meanwhile
 
 `--quick` is a short run (tests/server/test_reliability_smoke.py). The exit status is 1 when a target fails.
 """
@@ -31,10 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import requests
 from PIL import Image, ImageDraw
 
+from bench import starvation
 from bench.provenance import commit, machine
 from tests.support import ROOT, ServerProcess, png_b64
 
@@ -47,8 +49,8 @@ INTERRUPTED = "failed/interrupted"
 
 # judged: whether speed and memory figures get a verdict. The quick run (a test) reports them only: a test must
 # not fail because a shared CI machine was slow.
-Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs judged")
-FULL, QUICK = Scale(500, 600, 1000, True), Scale(60, 120, 60, False)
+Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs judged held")
+FULL, QUICK = Scale(500, 600, 1000, True, (1000, 200, 200)), Scale(60, 120, 60, False, (100, 20, 20))
 
 
 def verdict(scale: Scale, passed: bool) -> bool | None:
@@ -173,17 +175,18 @@ def soak(scale: Scale, server: ServerProcess) -> list[Row]:
     bodies = soak_bodies()
     every, warmup = scale.soak_jobs // 20, scale.soak_jobs // 10
     (worker,) = server.worker_pids()
+    (engine,) = server.engine_pids()
     rss: dict[int, int] = {}
     failed = 0
     with ThreadPoolExecutor(2) as pool:  # two clients keep the single worker busy between requests
         for done in range(every, scale.soak_jobs + 1, every):
             jobs = pool.map(lambda i: submit(server, *bodies[i % len(bodies)]), range(done - every, done))
             failed += sum(job["status"] != "succeeded" for job in jobs)
-            rss[done] = psutil.Process(worker).memory_info().rss
+            rss[done] = server.tree_rss()
     base, final = rss[warmup], rss[scale.soak_jobs]
     peak = max(value for jobs, value in rss.items() if jobs >= warmup)
     drift = (final - base) / base * 100
-    same_worker = server.worker_pids() == [worker]
+    same_worker = server.worker_pids() == [worker] and server.engine_pids() == [engine]
     return [
         Row("jobs (generate, img2img, inpaint, outpaint in turn)", str(scale.soak_jobs)),
         Row("jobs not succeeded", str(failed), "0", failed == 0),
@@ -295,9 +298,12 @@ def run_all(scale: Scale, tmp: Path) -> dict[str, list[Row]]:
         "Load": ServerProcess(tmp / "load", MAX_QUEUE=str(MAX_QUEUE)),
         "Soak": ServerProcess(tmp / "soak"),
         "Crash": ServerProcess(tmp / "crash", INJECT_FAULTS="1", WORKER_STALL_S=str(STALL_S)),
+        "Front door": ServerProcess(tmp / "front-door", INJECT_FAULTS="1", MAX_WAITS_PER_KEY=str(scale.held[2] + 8)),
     }
     runs = {"Load": lambda s: load(scale, s), "Soak": lambda s: soak(scale, s),
-            "Crash": lambda s: wedge(s) + kill_worker(s) + kill_server(s)}
+            "Crash": lambda s: wedge(s) + [Row(*row) for row in starvation.kill_engine(s)] + kill_worker(s)
+            + kill_server(s),
+            "Front door": lambda s: [Row(*row) for row in starvation.front_door(s, *scale.held, scale.judged)]}
     try:
         for server in servers.values():  # the three load their models at once, then measure one at a time
             server.start(wait_ready=False)
@@ -322,11 +328,16 @@ def main() -> int:
         "Load": f"{scale.requests} `POST /v1/generate` (32×32, 1 step, random seeds) from {CLIENTS} client threads "
                 f"against `MAX_QUEUE={MAX_QUEUE}`. An accepted job is long-polled until it ends; a 429 makes its "
                 f"client wait Retry-After (at most {BACKOFF_CAP_S} s) before its next request.",
-        "Soak": f"{scale.soak_jobs} jobs from 2 client threads on a fresh server; the RSS of the worker process "
-                f"(it owns the model) is sampled every {scale.soak_jobs // 20} jobs.",
-        "Crash": "One server with `INJECT_FAULTS=1`: a wedged job, then kill -9 of the worker mid-job (gunicorn "
-                 "starts a new one), then kill -9 of the whole process group mid-job and a restart on the same "
-                 "`DATA_DIR`.",
+        "Soak": f"{scale.soak_jobs} jobs from 2 client threads on a fresh server; the RSS of the server's whole "
+                f"process tree (the HTTP worker and the engine's process) is sampled every {scale.soak_jobs // 20} "
+                f"jobs.",
+        "Crash": "One server with `INJECT_FAULTS=1`: a wedged job; kill -9 of the engine's process mid-job (the "
+                 "HTTP process starts a new one); kill -9 of the HTTP worker mid-job (gunicorn starts a new one, "
+                 "and the engine dies with it); then kill -9 of the whole process group mid-job and a restart on "
+                 "the same `DATA_DIR`.",
+        "Front door": "Connections held open at once against the gevent front door: silent sockets, sockets that "
+                      "sent half a request line and headers, and `/v1/jobs/{id}/events` streams on a running job. "
+                      "Meanwhile 200 sequential `GET /healthz` are timed and a job is submitted and long-polled.",
     }
     report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)

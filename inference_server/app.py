@@ -1,4 +1,7 @@
-"""The application factory: settings, the job service, one blueprint per concern."""
+"""The application factory: settings, the task registry, the job service and its executor, the blueprints.
+
+Building an app is cheap: it starts no thread and loads no model until `app.config["JOBS"].start()`.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +14,30 @@ from flask import Flask, g, request
 from PIL import Image
 
 from inference_server import logs
-from inference_server.api import errors, jobs, openapi, security, service, tasks
+from inference_server.api import errors, jobs, meta, openapi, security, tasks
+from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
+from inference_server.executors.events import Executor
 from inference_server.jobs.service import JobService
 from inference_server.metrics import Metrics
+from inference_server.tasks import DEFAULT_TASKS, TaskRegistry
 
 log = logging.getLogger("inference_server.http")
 
 
-def _load_engine(settings: Settings):
-    """Imported here, in the worker thread, so the HTTP layer never imports torch."""
-    from inference_server.engine import load_engine
+def make_executor(settings: Settings, engine_loader: Callable | None = None) -> Executor:
+    """In-process with a given loader (tests' fake engines); otherwise the engine in a child process."""
+    if engine_loader is not None:
+        from inference_server.executors.in_process import InProcessExecutor
 
-    return load_engine(settings)
+        return InProcessExecutor(settings, engine_loader)
+    from inference_server.executors.local import LocalExecutor
+
+    return LocalExecutor(settings)
 
 
-def create_app(settings: Settings | None = None, engine_loader: Callable | None = None) -> Flask:
+def create_app(settings: Settings | None = None, engine_loader: Callable | None = None,
+               tasks_registry: TaskRegistry | None = None, executor: Executor | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=int(settings.max_upload_mb * 1024 * 1024),
@@ -35,11 +46,13 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     Image.MAX_IMAGE_PIXELS = settings.max_pixels  # Pillow's decompression-bomb guard, set once per process
     metrics = Metrics()
     app.config["METRICS"] = metrics
-    app.config["JOBS"] = JobService(settings, engine_loader or _load_engine, metrics)
+    app.config["WAITS"] = WaitLimiter(settings.max_waits_per_key)
+    app.config["JOBS"] = JobService(settings, executor or make_executor(settings, engine_loader), metrics,
+                                    tasks_registry or DEFAULT_TASKS)
     _access_log(app)
     errors.register(app)
     security.register(app)
-    for blueprint in (tasks.bp, jobs.bp, service.bp, openapi.bp):
+    for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -40,7 +40,10 @@ class Settings:
     png_metadata: bool = True
     log_prompts: bool = False
     cors_origins: tuple[str, ...] = ()
-    http_threads: int = 32
+    max_connections: int = 4000  # open connections the front door holds at once (each a greenlet)
+    header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
+    body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408
+    max_waits_per_key: int = 64  # concurrent long-polls and event streams per API key (or client address)
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
 
     @classmethod

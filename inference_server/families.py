@@ -5,6 +5,7 @@ Pure data, no torch: the HTTP layer resolves sizes with it before a job is queue
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
@@ -49,11 +50,27 @@ SDXL = Family(
     {"1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "4:3": (1152, 896),
      "3:4": (896, 1152), "3:2": (1216, 832), "2:3": (832, 1216)},
 )
-_BY_PIPELINE_PREFIX = (("QwenImage", QWEN), ("Flux", FLUX), ("StableDiffusionXL", SDXL))
+QWEN_EDIT = dataclasses.replace(QWEN, name="qwen-image-edit", default_steps=40, unused_masked_latents=False)
+
+# Exact pipeline classes (a checkpoint's model_index.json `_class_name`), never a name prefix: an edit
+# checkpoint is not a text-to-image one, though both names start with "QwenImage".
+_TEXT_TO_IMAGE = {"QwenImagePipeline": QWEN, "FluxPipeline": FLUX, "StableDiffusionXLPipeline": SDXL}
+_EDIT = {"QwenImageEditPipeline": QWEN_EDIT, "QwenImageEditPlusPipeline": QWEN_EDIT}
+KINDS = {"text2image": _TEXT_TO_IMAGE, "edit": _EDIT}
+
+
+def family_for(config: dict, kind: str = "text2image") -> Family:
+    """The family of a checkpoint from its pipeline config, for the kind of model it is served as."""
+    class_name = config.get("_class_name", "")
+    if class_name in KINDS[kind]:
+        return KINDS[kind][class_name]
+    other = next((name for name, known in KINDS.items() if class_name in known), None)
+    if other:
+        raise ValueError(f"{class_name} is an {other} pipeline, not a {kind} one: "
+                         + ("set it as EDIT_MODEL_ID instead of MODEL_ID" if other == "edit" else "check the model id"))
+    supported = ", ".join(KINDS[kind])
+    raise ValueError(f"unsupported pipeline class {class_name or '(none)'}: supported {kind} pipelines are {supported}")
 
 
 def family_for_pipeline(class_name: str) -> Family:
-    for prefix, family in _BY_PIPELINE_PREFIX:
-        if class_name.startswith(prefix):
-            return family
-    raise ValueError(f"unsupported pipeline class {class_name}: supported families are Qwen-Image, FLUX.1 and SDXL")
+    return family_for({"_class_name": class_name})

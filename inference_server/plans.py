@@ -1,8 +1,9 @@
 """From a validated request and its decoded images to a plan the engine can run (no torch).
 
-A plan holds the resolved parameters the job reports, the pipeline call, and how
-to turn each raw pipeline image into the result (composite the original back).
-Everything that can be wrong with a request is found here, before it is queued.
+A plan is plain, picklable data: the resolved parameters the job reports, the pipeline call, and the
+named operation that turns each raw pipeline image into the result (`compositing`). Everything that
+can be wrong with a request is found here, before it is queued. Which builder serves which task is
+the registry's business (`tasks.py`): nothing here names a task.
 """
 
 from __future__ import annotations
@@ -11,17 +12,14 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Callable
 
 from PIL import Image
 
 from inference_server import masks, sizes
+from inference_server.compositing import BlendOnto, Finish, PasteBack
 from inference_server.errors import ApiError
 from inference_server.families import Family
-from inference_server.imaging import decode_image
-from inference_server.schemas import (
-    IMAGE_FIELDS, GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest, validate_request,
-)
+from inference_server.schemas import GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest
 
 
 @dataclass
@@ -32,9 +30,10 @@ class Plan:
     seeds: list[int]
     call: dict  # pipeline keyword arguments, generators excepted
     notices: list[str] = field(default_factory=list)
-    finish: Callable[[Image.Image], Image.Image] = lambda image: image
+    finish: Finish = None  # how a raw image becomes the result (None: as it is)
     input_digest: str = ""
     cacheable: bool = False  # only requests with an explicit seed are repeatable
+    model: str = "base"  # the name of the served model that runs it
 
     def cache_key(self, model: str) -> str:
         """Model, task, every parameter, the seeds and the input images' hashes."""
@@ -48,38 +47,12 @@ class Limits:
     masked_min_size: int
 
 
-@dataclass
-class Request:
-    """A request read from HTTP, or from the store after a restart: fields checked, images decoded."""
-    validated: TaskRequest
-    images: dict[str, Image.Image]
-    digests: dict[str, str]
-
-
-def read_request(task: str, fields: dict, raw_images: dict[str, bytes], max_pixels: int) -> Request:
-    validated = validate_request(task, fields)
-    if "image" in IMAGE_FIELDS[task] and "image" not in raw_images:
-        raise ApiError(422, "missing_field", f"image: {task} needs an input image", "image")
-    images = {name: decode_image(data, name, max_pixels) for name, data in raw_images.items()}
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in raw_images.items()}
-    return Request(validated, images, digests)
-
-
-def make_plan(task: str, request: TaskRequest, images: dict[str, Image.Image], digests: dict[str, str],
-              family: Family, limits: Limits) -> Plan:
-    builder = {"generate": _generate, "img2img": _img2img, "inpaint": _inpaint, "outpaint": _outpaint}[task]
-    plan = builder(request, images, family, limits)
-    plan.input_digest = "|".join(f"{name}:{digests[name]}" for name in sorted(digests))
-    plan.cacheable = request.seed is not None
-    return plan
-
-
-def _common(task: str, request: TaskRequest, family: Family) -> tuple[dict, list[int], dict]:
+def _common(request: TaskRequest, family: Family) -> tuple[dict, list[int], dict]:
     seed = request.seed if request.seed is not None else random.randrange(0, 2**32 - 4)
     steps = request.num_inference_steps or family.default_steps
     guidance = family.default_guidance if request.guidance is None else request.guidance
     params = {
-        "task": task, "prompt": request.prompt, "negative_prompt": request.negative_prompt,
+        "prompt": request.prompt, "negative_prompt": request.negative_prompt,
         "num_inference_steps": steps, "guidance": guidance, "seed": seed, "num_images": request.num_images,
         "output_format": request.output_format,
     }
@@ -105,9 +78,9 @@ def _check_pixels(width: int, height: int, limits: Limits, field_name: str) -> N
                        f"{width}x{height} is over MAX_PIXELS={limits.max_pixels}", field_name)
 
 
-def _generate(request: GenerateRequest, images, family: Family, limits: Limits) -> Plan:
+def plan_generate(request: GenerateRequest, images, family: Family, limits: Limits) -> Plan:
     notices: list[str] = []
-    params, seeds, call = _common("generate", request, family)
+    params, seeds, call = _common(request, family)
     if request.width is not None:
         width, height = _snapped(request.width, request.height, family, limits, notices)
     else:
@@ -116,19 +89,19 @@ def _generate(request: GenerateRequest, images, family: Family, limits: Limits) 
         params["aspect_ratio"] = request.aspect_ratio or "1:1"
     params.update(width=width, height=height)
     call.update(width=width, height=height)
-    return Plan("generate", "text2image", params, seeds, call, notices)
+    return Plan("", "", params, seeds, call, notices)
 
 
-def _img2img(request: Img2ImgRequest, images, family: Family, limits: Limits) -> Plan:
+def plan_img2img(request: Img2ImgRequest, images, family: Family, limits: Limits) -> Plan:
     notices: list[str] = []
-    params, seeds, call = _common("img2img", request, family)
+    params, seeds, call = _common(request, family)
     source = images["image"].convert("RGB")
     width, height = (request.width, request.height) if request.width is not None else source.size
     width, height = _snapped(width, height, family, limits, notices)
     params.update(width=width, height=height, strength=request.strength)
     call.update(width=width, height=height, strength=request.strength,
                 image=source.resize((width, height), Image.Resampling.LANCZOS))
-    return Plan("img2img", "image2image", params, seeds, call, notices)
+    return Plan("", "", params, seeds, call, notices)
 
 
 def _inpaint_mask(request: InpaintRequest, image: Image.Image, mask: Image.Image | None,
@@ -151,9 +124,9 @@ def _inpaint_mask(request: InpaintRequest, image: Image.Image, mask: Image.Image
     return mask
 
 
-def _inpaint(request: InpaintRequest, images, family: Family, limits: Limits) -> Plan:
+def plan_inpaint(request: InpaintRequest, images, family: Family, limits: Limits) -> Plan:
     notices: list[str] = []
-    params, seeds, call = _common("inpaint", request, family)
+    params, seeds, call = _common(request, family)
     original = images["image"].convert("RGB")
     mask = _inpaint_mask(request, original, images.get("mask"), notices)
     hard, soft = masks.prepare_inpaint_mask(mask, request.mask_invert, request.mask_grow, request.mask_blur)
@@ -184,19 +157,12 @@ def _inpaint(request: InpaintRequest, images, family: Family, limits: Limits) ->
     call.update(width=width, height=height, strength=request.strength,
                 image=original.crop(crop).resize((width, height), Image.Resampling.LANCZOS),
                 mask_image=hard.crop(crop).resize((width, height), Image.Resampling.NEAREST))
-
-    def finish(generated: Image.Image) -> Image.Image:
-        patch = masks.composite(original.crop(crop), generated, soft.crop(crop))
-        result = original.copy()
-        result.paste(patch, crop[:2])
-        return result
-
-    return Plan("inpaint", "inpainting", params, seeds, call, notices, finish)
+    return Plan("", "", params, seeds, call, notices, PasteBack(original, soft, crop))
 
 
-def _outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) -> Plan:
+def plan_outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) -> Plan:
     notices: list[str] = []
-    params, seeds, call = _common("outpaint", request, family)
+    params, seeds, call = _common(request, family)
     original = images["image"].convert("RGB")
     if request.aspect_ratio is not None:
         extents = sizes.extents_for_ratio(original.width, original.height, request.aspect_ratio,
@@ -214,8 +180,4 @@ def _outpaint(request: OutpaintRequest, images, family: Family, limits: Limits) 
     params.update(width=width, height=height, left=extents[0], right=extents[1], top=extents[2],
                   bottom=extents[3], feather=request.feather, offset=list(canvas.offset), strength=1.0)
     call.update(width=width, height=height, strength=1.0, image=canvas.prefill, mask_image=canvas.hard)
-
-    def finish(generated: Image.Image) -> Image.Image:
-        return masks.composite(canvas.prefill, generated, canvas.soft)
-
-    return Plan("outpaint", "inpainting", params, seeds, call, notices, finish)
+    return Plan("", "", params, seeds, call, notices, BlendOnto(canvas.prefill, canvas.soft))

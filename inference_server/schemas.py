@@ -1,4 +1,4 @@
-"""Request models for the four tasks (pydantic). Images travel beside them as bytes."""
+"""Request models of the tasks (pydantic). Images travel beside them as bytes; `tasks.py` pairs them up."""
 
 from __future__ import annotations
 
@@ -115,16 +115,10 @@ class OutpaintRequest(TaskRequest):
         return self
 
 
-REQUEST_MODELS: dict[str, type[TaskRequest]] = {
-    "generate": GenerateRequest, "img2img": Img2ImgRequest, "inpaint": InpaintRequest, "outpaint": OutpaintRequest,
-}
-IMAGE_FIELDS = {"generate": (), "img2img": ("image",), "inpaint": ("image", "mask"), "outpaint": ("image",)}
-
-
-def validate_request(task: str, fields: dict) -> TaskRequest:
-    """The task's model, or a 422 naming the exact (dotted) field."""
+def validate_request(model: type[TaskRequest], fields: dict) -> TaskRequest:
+    """The task's request model, or a 422 naming the exact (dotted) field."""
     try:
-        return REQUEST_MODELS[task].model_validate(fields)
+        return model.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"]) or None

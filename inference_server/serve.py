@@ -1,6 +1,8 @@
-"""Serve with gunicorn: one worker process owns the model, threads handle HTTP."""
+"""Serve with gunicorn: one gevent worker process for HTTP, the engine in that worker's child process."""
 
 from __future__ import annotations
+
+import resource
 
 from gunicorn.app.base import BaseApplication
 
@@ -16,25 +18,37 @@ class _Gunicorn(BaseApplication):
     def load_config(self):
         s = self.settings
         self.cfg.set("bind", f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}")
-        # One process: the model is loaded once, and jobs run one at a time per device.
+        # One HTTP process: it owns the job queue and supervises the one engine process.
         self.cfg.set("workers", 1)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", s.http_threads)
-        # Long-polls and event streams hold a connection for up to 60 s.
-        self.cfg.set("timeout", 0)
+        self.cfg.set("worker_class", "inference_server.front_door.FrontDoorWorker")
+        self.cfg.set("worker_connections", s.max_connections)
+        self.cfg.set("timeout", 0)  # long-polls and event streams hold a connection for up to 60 s
         self.cfg.set("graceful_timeout", 10)
-        self.cfg.set("keepalive", 75)
+        # gevent workers bound the request line and headers by the keep-alive timer: a slow-header deadline.
+        self.cfg.set("keepalive", s.header_timeout_s)
         self.cfg.set("accesslog", None)
         self.cfg.set("loglevel", "warning")
 
     def load(self):
         from inference_server.app import create_app
+        from inference_server.front_door import BodyDeadline
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        app.config["JOBS"].start()
+        app.wsgi_app = BodyDeadline(app.wsgi_app, self.settings.body_timeout_s)
+        return app
+
+
+def _raise_open_file_limit() -> None:
+    """Every idle connection is a file descriptor: take the hard limit, not the soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 def serve(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     logs.configure()
     settings.check_bind_safety()
+    _raise_open_file_limit()
     _Gunicorn(settings).run()

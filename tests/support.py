@@ -79,7 +79,7 @@ class ServerProcess:
             try:
                 if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # no worker accepting yet, or one still booting
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout} s: {self.log_tail()}")
@@ -104,9 +104,33 @@ class ServerProcess:
             self.process.wait()
 
     def worker_pids(self) -> list[int]:
+        """gunicorn's HTTP worker (the front door, which holds the job queue)."""
         import psutil
 
         return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+    def engine_pids(self) -> list[int]:
+        """The engine's process, the HTTP worker's child, that holds the models."""
+        import psutil
+
+        return [child.pid for pid in self.worker_pids() for child in psutil.Process(pid).children()]
+
+    def tree_peak_rss(self) -> int:
+        """The whole server's peak RSS in bytes: the sum of each process's VmHWM (master, worker, engine)."""
+        import psutil
+
+        total = 0
+        for proc in [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+    def tree_rss(self) -> int:
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        return sum(proc.memory_info().rss for proc in [root, *root.children(recursive=True)])
 
     # ---- HTTP helpers --------------------------------------------------------------------
     def post(self, task: str, body: dict, wait: float | None = 60, headers: dict | None = None) -> requests.Response:

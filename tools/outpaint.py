@@ -1,13 +1,13 @@
-"""The outpaint tool: the YAML declares it, tools.runner does the work."""
+"""The outpaint tool: the YAML declares it, tools.invoke does the work."""
 
 from collections.abc import Generator
 
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from tools import runner
+from tools import invoke
 
 
 class OutpaintTool(Tool):
     def _invoke(self, tool_parameters: dict) -> Generator[ToolInvokeMessage, None, None]:
-        yield from runner.invoke(self, "outpaint", tool_parameters)
+        yield from invoke.invoke(self, "outpaint", tool_parameters)

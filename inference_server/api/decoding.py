@@ -10,47 +10,56 @@ from flask import Request
 from inference_server.errors import ApiError
 from inference_server.imaging import decode_base64
 
-IMAGE_FIELDS = ("image", "mask")
+def read_task_body(request: Request, inputs: tuple) -> tuple[dict, dict[str, bytes]]:
+    """(fields, images) for a task's `ImageInput`s. Images arrive as base64/data URIs in JSON, or files in multipart.
 
-
-def read_task_body(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
-    """(fields, images). Images arrive as base64/data URIs in JSON, or as files in multipart."""
+    An input that takes several images yields `name[0]`, `name[1]`... in order.
+    """
+    takes = {image.name: image.max_count for image in inputs}
     if request.mimetype == "application/json":
-        return _from_json(request, image_fields)
+        return _from_json(request, takes)
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return _from_form(request, image_fields)
+        return _from_form(request, takes)
     raise ApiError(400, "unsupported_media_type",
                    f"send application/json or multipart/form-data, not {request.mimetype or 'nothing'}")
 
 
-def _from_json(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
+def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "invalid_json", "the body is not valid JSON")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     images = {}
-    for name in IMAGE_FIELDS:
+    for name in takes:
         if name not in body:
             continue
         value = body.pop(name)
-        if name not in image_fields:
-            raise ApiError(422, "unknown_field", f"{name}: this task takes no {name}", name)
         if value is None:
             continue
-        if not isinstance(value, str):
-            raise ApiError(422, "invalid_image", f"{name}: send the image as a base64 string or data URI", name)
-        if value.startswith(("http://", "https://", "file:")):
-            raise ApiError(422, "invalid_image", f"{name}: send the image bytes (base64), not a URL or path", name)
-        images[name] = decode_base64(value, name)
+        if takes[name] == 1:
+            images[name] = _json_image(value, name)
+            continue
+        if not isinstance(value, list) or not 1 <= len(value) <= takes[name]:
+            raise ApiError(422, "invalid_image", f"{name}: send a list of 1 to {takes[name]} images", name)
+        for index, item in enumerate(value):
+            images[f"{name}[{index}]"] = _json_image(item, f"{name}[{index}]")
     return body, images
 
 
-def _from_form(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, dict[str, bytes]]:
+def _json_image(value, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid_image", f"{field}: send the image as a base64 string or data URI", field)
+    if value.startswith(("http://", "https://", "file:")):
+        raise ApiError(422, "invalid_image", f"{field}: send the image bytes (base64), not a URL or path", field)
+    return decode_base64(value, field)
+
+
+def _from_form(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
     fields: dict = {}
     region_parts: dict = {}  # region.x, region.y, ... as separate form fields
     for key, value in request.form.items():
-        if key in IMAGE_FIELDS:
+        if key in takes:
             raise ApiError(422, "invalid_image", f"{key}: upload the image as a file part", key)
         if value == "":
             continue  # an empty form field means "not given"
@@ -65,10 +74,16 @@ def _from_form(request: Request, image_fields: tuple[str, ...]) -> tuple[dict, d
             raise ApiError(422, "invalid_value", "region: give it as JSON or as region.* fields, not both", "region")
         fields["region"] = region_parts
     images = {}
-    for key, storage in request.files.items():
-        if key not in image_fields:
+    for key in request.files:
+        if key not in takes:
             raise ApiError(422, "unknown_field", f"{key}: this task takes no file {key}", key)
-        images[key] = storage.read()
+        parts = request.files.getlist(key)
+        if len(parts) > takes[key]:
+            raise ApiError(422, "invalid_image", f"{key}: at most {takes[key]} file(s), not {len(parts)}", key)
+        if takes[key] == 1:
+            images[key] = parts[0].read()
+        else:
+            images.update({f"{key}[{index}]": part.read() for index, part in enumerate(parts)})
     return fields, images
 
 

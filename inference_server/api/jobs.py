@@ -18,7 +18,11 @@ _MIME_BY_EXTENSION = {"png": MIME_TYPES["png"], "webp": MIME_TYPES["webp"], "jpg
 def get_job(job_id: str):
     jobs = current_app.config["JOBS"]
     wait = wait_seconds(request.args.get("wait"), "wait", clamp=False)
-    return jsonify(jobs.wait(job_id, wait) if wait else jobs.get(job_id))
+    if not wait:
+        return jsonify(jobs.get(job_id))
+    limiter = current_app.config["WAITS"]
+    with limiter.hold(limiter.caller(request)):
+        return jsonify(jobs.wait(job_id, wait))
 
 
 @bp.delete("/v1/jobs/<job_id>")
@@ -30,13 +34,18 @@ def cancel_job(job_id: str):
 def job_events(job_id: str):
     jobs = current_app.config["JOBS"]
     jobs.get(job_id)  # a 404 before the stream starts
+    limiter = current_app.config["WAITS"]
+    caller = limiter.caller(request)
+    limiter.acquire(caller)  # a 429 before the stream starts
 
     def stream():
         for job in jobs.events(job_id):
             yield ": keep-alive\n\n" if job is None else f"event: job\ndata: {json.dumps(job)}\n\n"
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(lambda: limiter.release(caller))  # when the stream ends or the client leaves
+    return response
 
 
 @bp.get("/v1/files/<name>")

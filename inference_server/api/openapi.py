@@ -1,33 +1,38 @@
-"""GET /openapi.json: OpenAPI 3.1 built from the same pydantic models that validate requests."""
+"""GET /openapi.json: OpenAPI 3.1 built from the task registry and the pydantic models that validate requests."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from inference_server import __version__
-from inference_server.schemas import IMAGE_FIELDS, REQUEST_MODELS
+from inference_server.jobs.status import JobStatus
+from inference_server.tasks import TaskRegistry, TaskSpec
 
 bp = Blueprint("openapi", __name__)
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _JOB = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
-_IMAGE_DOC = {"image": "Input image: base64 or a data: URI (PNG, JPEG, WebP)",
-              "mask": "Mask image: white = repaint, or RGBA with transparent = repaint"}
+def _image_schema(image, binary: bool) -> dict:
+    one = {"type": "string", "format": "binary"} if binary else {"type": "string", "description": image.description}
+    if image.max_count == 1:
+        return one
+    return {"type": "array", "items": one, "minItems": 1, "maxItems": image.max_count,
+            "description": image.description}
 
 
-def _task_operation(task: str, components: dict) -> dict:
-    schema = REQUEST_MODELS[task].model_json_schema(ref_template="#/components/schemas/{model}")
+def _task_operation(spec: TaskSpec, components: dict) -> dict:
+    schema = spec.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(schema.pop("$defs", {}))
-    for name in IMAGE_FIELDS[task]:
-        schema["properties"][name] = {"type": "string", "description": _IMAGE_DOC[name]}
-    if task in ("img2img", "outpaint"):
-        schema.setdefault("required", []).append("image")
-    name = f"{task.capitalize()}Request"
+    for image in spec.images:
+        schema["properties"][image.name] = _image_schema(image, binary=False)
+        if image.required:
+            schema.setdefault("required", []).append(image.name)
+    name = f"{spec.name.capitalize()}Request"
     components[name] = schema
     multipart = {"type": "object", "properties": {
         **{k: {"type": "string"} for k in schema["properties"]},
-        **{n: {"type": "string", "format": "binary"} for n in IMAGE_FIELDS[task]}}}
+        **{image.name: _image_schema(image, binary=True) for image in spec.images}}}
     return {"post": {
-        "operationId": task, "summary": f"Submit a {task} job", "tags": ["tasks"],
+        "operationId": spec.name, "summary": f"{spec.summary} (task {spec.name})", "tags": ["tasks"],
         "parameters": [{"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
                         "description": "wait=N (N ≤ 60): wait up to N s and answer 200 with the finished job"}],
         "requestBody": {"required": True, "content": {
@@ -39,22 +44,23 @@ def _task_operation(task: str, components: dict) -> dict:
     }}
 
 
-def build_spec(server_url: str) -> dict:
+def build_spec(server_url: str, tasks: TaskRegistry) -> dict:
     components: dict = {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}},
         "Job": {"type": "object", "properties": {
             "id": {"type": "string"}, "task": {"type": "string"},
-            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "position": {"type": ["integer", "null"]}, "progress": {"type": "object"}, "params": {"type": "object"},
             "notices": {"type": "array", "items": {"type": "string"}},
             "images": {"type": "array", "items": {"type": "object", "properties": {
                 "url": {"type": "string"}, "seed": {"type": "integer"}, "width": {"type": "integer"},
                 "height": {"type": "integer"}, "mime_type": {"type": "string"}}}},
-            "error": {"type": ["object", "null"]}, "cache": {"type": "string"}}},
+            "error": {"type": ["object", "null"]}, "cache": {"type": "string"},
+            "model": {"type": "string", "description": "The model that ran it"}}},
     }
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    paths = {f"/v1/{task}": _task_operation(task, components) for task in REQUEST_MODELS}
+    paths = {f"/v1/{spec.name}": _task_operation(spec, components) for spec in tasks}
     paths.update({
         "/v1/jobs/{job_id}": {
             "get": {"operationId": "getJob", "summary": "Read a job; ?wait=N long-polls until it ends",
@@ -91,4 +97,4 @@ def build_spec(server_url: str) -> dict:
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(build_spec(request.url_root.rstrip("/")))
+    return jsonify(build_spec(request.url_root.rstrip("/"), current_app.config["JOBS"].tasks))

@@ -1,4 +1,4 @@
-"""POST /v1/{generate,inpaint,outpaint,img2img}: validate, plan, queue; optionally wait."""
+"""POST /v1/<task> for every task in the registry: decode, plan, queue; optionally wait."""
 
 from __future__ import annotations
 
@@ -8,36 +8,42 @@ from flask import Blueprint, current_app, jsonify, request
 
 from inference_server.api.decoding import prefer_wait, read_task_body
 from inference_server.errors import ApiError
-from inference_server.plans import Limits, make_plan, read_request
-from inference_server.schemas import IMAGE_FIELDS
+from inference_server.jobs.status import ENDED
 
 bp = Blueprint("tasks", __name__)
 log = logging.getLogger(__name__)
-TASKS = tuple(IMAGE_FIELDS)
+
+
+def submit_task(task: str, fields: dict, raw_images: dict[str, bytes]) -> dict:
+    """Plan and queue one job; the public job. Other front ends (OpenAI's API) call this too."""
+    settings = current_app.config["SETTINGS"]
+    jobs = current_app.config["JOBS"]
+    plan = jobs.plan(task, fields, raw_images)
+    fault = request.headers.get("X-Inject-Fault") if settings.inject_faults else None
+    job = jobs.submit(plan, fault, inputs=(fields, raw_images))
+    if settings.log_prompts:
+        log.info("prompt", extra={"job_id": job["id"], "prompt": plan.params.get("prompt"),
+                                  "negative_prompt": plan.params.get("negative_prompt")})
+    return job
 
 
 @bp.post("/v1/<task>")
 def submit(task: str):
-    if task not in TASKS:
-        raise ApiError(404, "unknown_task", f"no task {task!r}: use one of {', '.join(TASKS)}")
-    settings = current_app.config["SETTINGS"]
     jobs = current_app.config["JOBS"]
-    fields, raw_images = read_task_body(request, IMAGE_FIELDS[task])
-    read = read_request(task, fields, raw_images, settings.max_pixels)
-    engine = jobs.engine
-    if engine is None:
-        raise ApiError(503, "not_ready", jobs.not_ready_reason() or "not ready", headers={"Retry-After": "5"})
-    plan = make_plan(task, read.validated, read.images, read.digests, engine.family,
-                     Limits(settings.max_pixels, settings.masked_min_size))
-    fault = request.headers.get("X-Inject-Fault") if settings.inject_faults else None
-    job = jobs.submit(plan, fault, inputs=(fields, raw_images))
-    if settings.log_prompts:
-        log.info("prompt", extra={"job_id": job["id"], "prompt": read.validated.prompt,
-                                  "negative_prompt": read.validated.negative_prompt})
+    spec = jobs.tasks.get(task)  # 404 naming the tasks there are
+    fields, raw_images = read_task_body(request, spec.images)
+    job = submit_task(task, fields, raw_images)
     wait = prefer_wait(request)
-    if wait and job["status"] not in ("succeeded", "failed", "cancelled"):
-        job = jobs.wait(job["id"], wait)
-    finished = job["status"] in ("succeeded", "failed", "cancelled")
+    if wait and job["status"] not in ENDED:
+        limiter = current_app.config["WAITS"]
+        try:
+            with limiter.hold(limiter.caller(request)):
+                job = jobs.wait(job["id"], wait)
+        except ApiError as refused:  # the job is queued all the same: answer 202 and say why it did not wait
+            if refused.code != "too_many_waits":
+                raise
+            wait = 0
+    finished = job["status"] in ENDED
     response = jsonify(job)
     response.status_code = 200 if finished and wait else 202
     response.headers["Location"] = f"/v1/jobs/{job['id']}"

@@ -1,4 +1,4 @@
-"""Load one set of weights with `from_pretrained`, and make the sibling pipelines with `from_pipe`."""
+"""Load the served models by name: each with `from_pretrained`, its sibling pipelines with `from_pipe`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from diffusers import (
 )
 
 from inference_server.config import Settings
-from inference_server.families import Family, family_for_pipeline
+from inference_server.families import Family, family_for
 
 log = logging.getLogger(__name__)
+BASE = "base"  # the model every task but instruction edit runs on (MODEL_ID)
 DEFAULT_MODEL = "Qwen/Qwen-Image"
 TINY_MODEL = "tiny"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -70,11 +71,17 @@ class LoadedModel:
     dtype: torch.dtype
 
 
+def load_models(settings: Settings) -> dict[str, LoadedModel]:
+    """Every served model by name. Further models (EDIT_MODEL_ID) join here, sharing identical components."""
+    return {BASE: load(settings)}
+
+
 def load(settings: Settings) -> LoadedModel:
     device = pick_device(settings.device)
     path, name = resolve_model(settings, device)
-    class_name = DiffusionPipeline.load_config(path)["_class_name"]
-    family = family_for_pipeline(class_name)
+    config = DiffusionPipeline.load_config(path)
+    class_name = config["_class_name"]
+    family = family_for(config, "text2image")
     dtype = pick_dtype(settings.torch_dtype, family, device)
     log.info("loading %s (%s) on %s as %s", name, class_name, device, dtype)
     base = AutoPipelineForText2Image.from_pretrained(path, dtype=dtype)

@@ -1,4 +1,4 @@
-"""The model layer: run a planned pipeline call, one seeded generator per image."""
+"""The model layer: the served models by name, and one planned pipeline call, one seeded generator per image."""
 
 from __future__ import annotations
 
@@ -7,26 +7,44 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from inference_server.engine.loader import LoadedModel
+from inference_server.engine.loader import BASE, LoadedModel
 from inference_server.errors import JobFailure
 
 StepCallback = Callable[[int, int], None]  # (steps done, steps in all); may raise JobFailure to stop
 
 
 class Engine:
-    def __init__(self, model: LoadedModel):
-        self.model = model
-        self.family = model.family
+    """The served models by name (`base`, and `edit` where one is configured), on one device."""
 
-    def describe(self) -> dict:
-        return {"model": self.model.model_name, "family": self.family.name, "device": self.model.device,
-                "dtype": str(self.model.dtype).removeprefix("torch.")}
+    def __init__(self, models: dict[str, LoadedModel] | LoadedModel):
+        self.models = models if isinstance(models, dict) else {BASE: models}
+        self.model = self.models[BASE]
+        self.family = self.model.family
+        self.device = self.model.device
 
-    def run(self, pipeline: str, call: dict, seeds: list[int], on_step: StepCallback,
-            inject_oom: bool = False) -> list[Image.Image]:
+    def model_infos(self) -> dict[str, dict]:
+        """What the HTTP side needs to plan for each model (`executors.events.ModelInfo` fields)."""
+        return {name: {"name": name, "model_id": loaded.model_name, "family": loaded.family,
+                       "device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch.")}
+                for name, loaded in self.models.items()}
+
+    def model_id(self, name: str) -> str:
+        return self.models[name].model_name
+
+    def make_images(self, plan, on_step: StepCallback, fault: str | None = None,
+                    should_stop: Callable[[], bool] = lambda: False) -> list[Image.Image]:
+        """Run a plan. `fault` and `should_stop` are for the test wrapper (`faults.py`); this engine ignores them."""
+        return self.call_pipeline(plan.pipeline, plan.call, plan.seeds, on_step, plan.model)
+
+    def before_encoding(self, fault: str | None) -> None:
+        """A hook for the test wrapper; nothing to do here."""
+
+    def call_pipeline(self, pipeline: str, call: dict, seeds: list[int], on_step: StepCallback,
+                      model: str = BASE) -> list[Image.Image]:
         """One pipeline call per image, so image i of a batch equals seed+i run alone, bit for bit."""
-        pipe = self.model.pipelines[pipeline]
-        if pipeline == "inpainting" and self.family.unused_masked_latents:
+        loaded = self.models[model]
+        pipe = loaded.pipelines[pipeline]
+        if pipeline == "inpainting" and loaded.family.unused_masked_latents:
             call = {**call, "masked_image_latents": self._placeholder_latents(pipe, call)}
         images: list[Image.Image] = []
         per_image = call["num_inference_steps"]
@@ -36,8 +54,6 @@ class Engine:
             def step_end(pipe_, step, _timestep, tensors, done_before=done_before):
                 nonlocal per_image
                 per_image = pipe_.num_timesteps
-                if inject_oom:
-                    raise torch.OutOfMemoryError("CUDA out of memory (injected by the test hook)")
                 on_step(done_before + step + 1, per_image * len(seeds))
                 return {}
 
@@ -55,7 +71,6 @@ class Engine:
             images.append(result.images[0])
         return images
 
-
     @staticmethod
     def _placeholder_latents(pipe, call: dict) -> torch.Tensor:
         """Stands in for the masked image Qwen's inpaint pipeline would VAE-encode and never read: one encode saved.
@@ -68,6 +83,9 @@ class Engine:
 
 
 def load_engine(settings) -> Engine:
-    from inference_server.engine import loader
+    """What the executor calls in the engine's process; INJECT_FAULTS=1 wraps it for the tests' fault hooks."""
+    from inference_server.engine.faults import FaultyEngine
+    from inference_server.engine.loader import load_models
 
-    return Engine(loader.load(settings))
+    engine = Engine(load_models(settings))
+    return FaultyEngine(engine) if settings.inject_faults else engine

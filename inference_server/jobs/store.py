@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from inference_server.jobs.status import JobStatus
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -32,7 +34,6 @@ CREATE TABLE IF NOT EXISTS pending_images (
     PRIMARY KEY (id, name)
 );
 """
-ENDED = ("succeeded", "failed", "cancelled")
 
 
 class JobStore:
@@ -88,7 +89,7 @@ class JobStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT jobs.body, pending.fields, pending.cacheable, pending.id FROM jobs JOIN pending "
-                "ON jobs.id = pending.id WHERE jobs.status = 'queued' ORDER BY jobs.created_at").fetchall()
+                "ON jobs.id = pending.id WHERE jobs.status = ? ORDER BY jobs.created_at", (JobStatus.QUEUED,)).fetchall()
             result = []
             for body, fields, cacheable, job_id in rows:
                 images = dict(self._db.execute("SELECT name, data FROM pending_images WHERE id = ?",
@@ -104,9 +105,10 @@ class JobStore:
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT body FROM jobs WHERE status = 'running' OR (status = 'queued' AND id NOT IN "
-                "(SELECT id FROM pending))").fetchall()
-            self._db.execute("DELETE FROM pending WHERE id NOT IN (SELECT id FROM jobs WHERE status = 'queued')")
+                "SELECT body FROM jobs WHERE status = ? OR (status = ? AND id NOT IN (SELECT id FROM pending))",
+                (JobStatus.RUNNING, JobStatus.QUEUED)).fetchall()
+            self._db.execute("DELETE FROM pending WHERE id NOT IN (SELECT id FROM jobs WHERE status = ?)",
+                             (JobStatus.QUEUED,))
             self._db.execute("DELETE FROM pending_images WHERE id NOT IN (SELECT id FROM pending)")
         now = time.time()
         for (body,) in rows:
@@ -115,7 +117,7 @@ class JobStore:
 
     def fail(self, job: dict, now: float, message: str) -> None:
         """End a job that never got to run to its end: `failed` with code `interrupted`."""
-        job.update(status="failed", position=None, finished_ts=now, error={"code": "interrupted", "message": message})
+        job.update(status=JobStatus.FAILED, position=None, finished_ts=now, error={"code": "interrupted", "message": message})
         self.save(job)
 
     def remove_expired(self, older_than: float) -> set[str]:

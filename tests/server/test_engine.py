@@ -13,7 +13,9 @@ import torch
 from inference_server.config import Settings
 from inference_server.engine import Engine, loader
 from inference_server.engine.tiny_model import PROMPT_TEMPLATE_PREFIX, build_tokenizer
+from inference_server.engine.faults import FaultyEngine
 from inference_server.errors import JobFailure
+from inference_server.plans import Plan
 from inference_server.families import QWEN, SDXL
 from tests.support import ROOT
 
@@ -84,8 +86,8 @@ def test_no_model_id_and_no_gpu_serves_the_tiny_model_loudly(tmp_path, caplog):
 
 def test_same_seed_same_pixels_and_progress(engine):
     steps = []
-    first = engine.run("text2image", CALL, [7, 8], lambda done, total: steps.append((done, total)))
-    second = engine.run("text2image", CALL, [7], lambda *_: None)
+    first = engine.call_pipeline("text2image", CALL, [7, 8], lambda done, total: steps.append((done, total)))
+    second = engine.call_pipeline("text2image", CALL, [7], lambda *_: None)
     assert steps == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
     assert first[0].size == (64, 48)
     assert np.array_equal(np.asarray(first[0]), np.asarray(second[0]))
@@ -101,14 +103,15 @@ def test_cancelling_stops_within_a_step_and_returns_nothing(engine):
             raise JobFailure("cancelled", "cancelled while running")
 
     with pytest.raises(JobFailure):
-        engine.run("text2image", {**CALL, "num_inference_steps": 20}, [1], cancel_at_two)
+        engine.call_pipeline("text2image", {**CALL, "num_inference_steps": 20}, [1], cancel_at_two)
     assert seen == [1, 2]
-    assert engine.run("text2image", CALL, [1], lambda *_: None)[0].size == (64, 48)  # still works
+    assert engine.call_pipeline("text2image", CALL, [1], lambda *_: None)[0].size == (64, 48)  # still works
 
 
 def test_an_out_of_memory_error_becomes_an_oom_failure(engine):
+    plan = Plan("generate", "text2image", {}, [1], CALL)
     with pytest.raises(JobFailure) as failure:
-        engine.run("text2image", CALL, [1], lambda *_: None, inject_oom=True)
+        FaultyEngine(engine).make_images(plan, lambda *_: None, fault="oom")
     assert failure.value.code == "oom"
 
 
@@ -125,7 +128,7 @@ def test_skipping_the_unused_masked_image_encode_changes_no_pixel(engine):
     mask = Image.new("L", (64, 48), 0)
     ImageDraw.Draw(mask).rectangle((16, 16, 40, 32), fill=255)
     call = {**CALL, "image": image, "mask_image": mask, "strength": 0.9}
-    ours = engine.run("inpainting", call, [4], lambda *_: None)[0]
+    ours = engine.call_pipeline("inpainting", call, [4], lambda *_: None)[0]
     pipe = engine.model.pipelines["inpainting"]
     stock = pipe(**call, generator=torch.Generator("cpu").manual_seed(4)).images[0]
     assert np.array_equal(np.asarray(ours), np.asarray(stock))

@@ -31,7 +31,7 @@ def plan(family, **extra) -> dict:
 
 def run(engine: Engine, pipeline: str, call: dict, seed: int = 3) -> tuple[Image.Image, list[tuple[int, int]]]:
     steps: list[tuple[int, int]] = []
-    images = engine.run(pipeline, call, seeds=[seed], on_step=lambda done, total: steps.append((done, total)))
+    images = engine.call_pipeline(pipeline, call, seeds=[seed], on_step=lambda done, total: steps.append((done, total)))
     assert len(images) == 1
     return images[0], steps
 

@@ -14,7 +14,9 @@ from inference_server.config import ENV_DEFAULTS, Settings
 from inference_server.errors import ApiError
 from inference_server.families import FLUX, QWEN, SDXL, family_for_pipeline
 from inference_server.imaging import a1111_parameters, encode_image
-from inference_server.plans import Limits, make_plan
+from inference_server.compositing import apply_finish
+from inference_server.plans import Limits
+from inference_server.tasks import DEFAULT_TASKS, ReadRequest
 from inference_server.schemas import validate_request
 
 LIMITS = Limits(max_pixels=2048 * 2048, masked_min_size=64)
@@ -105,7 +107,9 @@ def test_family_guidance_mapping():
 
 def plan(task, fields, images=None):
     images = images or {}
-    return make_plan(task, validate_request(task, fields), images, {k: "digest" for k in images}, QWEN, LIMITS)
+    spec = DEFAULT_TASKS.get(task)
+    read = ReadRequest(validate_request(spec.request_model, fields), images, {k: "digest" for k in images})
+    return spec.plan(read, QWEN, LIMITS)
 
 
 def test_generate_plan_defaults_presets_and_seeds():
@@ -130,7 +134,7 @@ def test_inpaint_masked_plan_crops_around_the_mask():
     assert p.params["processing_box"] == [90, 90, 130, 130]
     assert (p.call["width"], p.call["height"]) == (64, 64)
     assert p.call["mask_image"].size == (64, 64)
-    assert p.finish(Image.new("RGB", (64, 64), (255, 0, 0))).size == (400, 300)
+    assert apply_finish(p.finish, Image.new("RGB", (64, 64), (255, 0, 0))).size == (400, 300)
 
 
 def test_region_outside_and_empty_mask_are_refused():

@@ -7,9 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_server import __version__
 from inference_server.errors import ApiError
-from inference_server.schemas import IMAGE_FIELDS
 
-bp = Blueprint("service", __name__)
+bp = Blueprint("meta", __name__)
 SERVICE_NAME = "qwen-image-inference-server"
 
 
@@ -29,18 +28,26 @@ def readyz():
 @bp.get("/v1/info")
 def info():
     settings = current_app.config["SETTINGS"]
-    engine = current_app.config["JOBS"].engine
-    described = engine.describe() if engine else {"model": None, "family": None, "device": None, "dtype": None}
-    family = engine.family if engine else None
+    jobs = current_app.config["JOBS"]
+    models = jobs.models()
+    base = models.get("base")
+    described = base.describe() if base else {"model": None, "family": None, "device": None, "dtype": None}
+    family = base.family if base else None
     return jsonify({
-        "service": SERVICE_NAME, "version": __version__, **described, "ready": engine is not None,
-        "tasks": list(IMAGE_FIELDS),
-        "defaults": {"num_inference_steps": family.default_steps, "guidance": family.default_guidance,
-                     "size_multiple": family.size_multiple, "aspect_ratios": family.presets} if family else None,
+        "service": SERVICE_NAME, "version": __version__, **described, "ready": jobs.not_ready_reason() is None,
+        "tasks": [spec.name for spec in jobs.tasks if not models or spec.model in models],
+        "models": {name: {**model.describe(), "tasks": [spec.name for spec in jobs.tasks if spec.model == name],
+                          "defaults": _defaults(model.family)} for name, model in models.items()},
+        "defaults": _defaults(family) if family else None,
         "limits": {"max_pixels": settings.max_pixels, "max_upload_mb": settings.max_upload_mb,
                    "max_queue": settings.max_queue, "job_timeout_s": settings.job_timeout_s,
                    "max_images": 4, "max_wait_s": 60},
     })
+
+
+def _defaults(family) -> dict:
+    return {"num_inference_steps": family.default_steps, "guidance": family.default_guidance,
+            "size_multiple": family.size_multiple, "aspect_ratios": family.presets}
 
 
 @bp.get("/metrics")

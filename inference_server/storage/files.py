@@ -36,8 +36,15 @@ class FileStore:
     def exists(self, name: str) -> bool:
         return self.path(name) is not None
 
-    def remove(self, names: set[str]) -> None:
+    def remove(self, names: set[str], untouched_since: float | None = None) -> None:
+        """Delete these files; with `untouched_since`, spare one saved again since (a new job's identical result)."""
         for name in names:
             path = self.path(name)
-            if path is not None:
+            if path is None:
+                continue
+            try:
+                if untouched_since is not None and path.stat().st_mtime >= untouched_since:
+                    continue
                 path.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,134 @@
+"""Runs plans on a loaded engine, wherever the engine lives (the child process, or a test's thread).
+
+The device's half (denoise and decode) runs on the caller's thread. The CPU's half (paste edits back,
+encode, store) runs on a finisher thread when finishing overlaps the next job, so the device is free
+for it (`DeviceFree`); at most one job's images wait to be encoded. Cancel and timeout are checked at
+every step; nothing is raised into the engine from outside.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
+
+from inference_server.compositing import apply_finish
+from inference_server.config import Settings
+from inference_server.errors import JobFailure
+from inference_server.executors.events import DeviceFree, Done, Failed, ImagesStored, JobEvent, Progress, StoredImage
+from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
+from inference_server.storage.files import FileStore
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, engine, settings: Settings, emit: Callable[[JobEvent], None]):
+        self.engine = engine
+        self.settings = settings
+        self.files = FileStore(settings.data_dir / "files")
+        self._emit = emit
+        self._cancelled: set[str] = set()
+        self._cancel_lock = threading.Lock()
+        self._overlap = settings.overlaps_finishing(engine.device)
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="finisher")
+        self._previous_finish: Future | None = None
+
+    def cancel(self, job_id: str) -> None:
+        with self._cancel_lock:
+            self._cancelled.add(job_id)
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        with self._cancel_lock:
+            return job_id in self._cancelled
+
+    def run(self, job_id: str, plan, fault: str | None = None) -> None:
+        started = time.monotonic()
+
+        def on_step(step: int, total: int) -> None:
+            self._emit(Progress(job_id, step, total))
+            if self._is_cancelled(job_id):
+                raise JobFailure("cancelled", "cancelled while running")
+            if time.monotonic() - started > self.settings.job_timeout_s:
+                raise JobFailure("timeout", f"the job ran over JOB_TIMEOUT_S={self.settings.job_timeout_s:.0f}")
+
+        try:
+            raw = self.engine.make_images(plan, on_step, fault=fault,
+                                          should_stop=lambda: self._is_cancelled(job_id))
+            if self._is_cancelled(job_id):  # it came during the last decode: the caller was told it is cancelled
+                raise JobFailure("cancelled", "cancelled while running")
+        except Exception as exc:
+            self._end_failed(job_id, exc)
+            release_free_heap()
+            return
+        self._wait_for_previous_finish()
+        if self._overlap:
+            self._emit(DeviceFree(job_id))
+            self._previous_finish = self._finisher.submit(self._finish, job_id, plan, raw, fault, started)
+        else:
+            self._finish(job_id, plan, raw, fault, started)
+
+    def _wait_for_previous_finish(self) -> None:
+        if self._previous_finish is not None:
+            try:
+                self._previous_finish.result()
+            except Exception:  # already reported as the job's failure; it must not stop this one
+                log.exception("finishing the previous job failed")
+
+    def _finish(self, job_id: str, plan, raw: list, fault: str | None, started: float) -> None:
+        try:
+            self.engine.before_encoding(fault)
+            model_id = self.engine.model_id(plan.model)
+            encoded = []
+            for seed, image in zip(plan.seeds, raw):
+                final = apply_finish(plan.finish, image)
+                text = a1111_parameters(plan.params, seed, model_id) if self.settings.png_metadata else None
+                encoded.append((seed, encode_image(final, plan.params["output_format"], text), final.size))
+            if self._is_cancelled(job_id):  # it came while the images were encoded: store nothing
+                raise JobFailure("cancelled", "cancelled while running")
+            images = tuple(self._store(plan.params["output_format"], seed, data, size)
+                           for seed, data, size in encoded)
+            self._emit(ImagesStored(job_id, images, model_id))
+            self._emit(Done(job_id, {"run_s": round(time.monotonic() - started, 3)}))
+        except Exception as exc:
+            self._end_failed(job_id, exc)
+        finally:
+            with self._cancel_lock:
+                self._cancelled.discard(job_id)
+            release_free_heap()
+
+    def _store(self, output_format: str, seed: int, data: bytes, size: tuple[int, int]) -> StoredImage:
+        try:
+            name = self.files.save(data, EXTENSIONS[output_format])
+        except OSError as exc:
+            log.error("could not store an image: %s", exc)
+            raise JobFailure("storage", "the result could not be stored (see the server log)") from None
+        return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format])
+
+    def _end_failed(self, job_id: str, exc: Exception) -> None:
+        with self._cancel_lock:
+            self._cancelled.discard(job_id)
+        if isinstance(exc, JobFailure):
+            self._emit(Failed(job_id, exc.code, exc.message))
+        else:
+            log.error("job failed", exc_info=exc, extra={"job_id": job_id})
+            self._emit(Failed(job_id, "internal", f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        self._wait_for_previous_finish()
+        self._finisher.shutdown(wait=True)
+
+
+def release_free_heap() -> None:
+    """Hand the heap's free pages back to the OS between jobs (glibc only).
+
+    One task's freed activations then do not sit under the next one's peak. A/B on the bench model, 8 jobs and
+    two P2 runs each: jobs as fast (2.98 vs 3.03 s), P2 1.00 instead of 1.02.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
