@@ -1,6 +1,7 @@
 """The .difypkg: built by `python -m plugin_packaging.build`, checked the way the daemon reads it."""
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -20,8 +21,9 @@ REQUIRED = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVAC
 
 
 def build(out) -> tuple:
+    env = {k: v for k, v in os.environ.items() if k != "PLUGIN_SIGNING_KEY"}  # the unsigned build
     run = subprocess.run([sys.executable, "-m", "plugin_packaging.build", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=True)
+                         capture_output=True, text=True, timeout=120, check=True, env=env)
     identifier = re.search(r"plugin_unique_identifier: (\S+)", run.stdout).group(1)
     return out / "qwen_image-0.1.0.difypkg", identifier
 
