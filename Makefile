@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test package bench reliability clean
+.PHONY: venv run test keys package bench reliability clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt inference_server/requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt inference_server/requirements.txt inference_server/requirements-nudenet.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -20,7 +20,10 @@ run: venv  ## the inference server on 127.0.0.1:8000 (the tiny model on a machin
 test: venv  ## the whole suite
 	$(BIN)/python -m pytest
 
-package: venv  ## dist/qwen_image-<version>.difypkg
+keys: venv  ## keys/qwen_image.{private,public}.pem: a PKCS#1 key pair to sign the package with
+	$(BIN)/python -m plugin_packaging.signing keys --out keys
+
+package: venv  ## dist/qwen_image-<version>.difypkg; signed (.signed.difypkg) when PLUGIN_SIGNING_KEY names a private key
 	$(BIN)/python -m plugin_packaging.build
 
 bench: venv  ## benchmarks as ratios -> bench/results.md
