@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test package bench reliability clean
+.PHONY: venv run test image-test package bench reliability clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,9 @@ run: venv  ## the inference server on 127.0.0.1:8000 (the tiny model on a machin
 
 test: venv  ## the whole suite
 	$(BIN)/python -m pytest
+
+image-test: venv  ## build the Dockerfile with podman on a local Debian base, run it, generate (root; apt: podman runc debootstrap)
+	IMAGE_TEST=1 $(BIN)/python -m pytest tests/deploy -s
 
 package: venv  ## dist/qwen_image-<version>.difypkg
 	$(BIN)/python -m plugin_packaging.build
