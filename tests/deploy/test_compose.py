@@ -43,7 +43,8 @@ def test_api_keys_are_required_and_every_variable_is_one_the_server_reads():
 
 def test_compose_matches_the_dockerfile():
     dockerfile, service = _dockerfile(), _compose()["services"]["qwen-image"]
-    volumes = set(re.search(r'^VOLUME \[(.+)\]$', dockerfile, re.M).group(1).replace('"', "").replace(" ", "").split(","))
+    declared = re.search(r"^VOLUME \[(.+)\]$", dockerfile, re.M).group(1)
+    volumes = {volume.strip().strip('"') for volume in declared.split(",")}
     targets = {re.search(r":(/[^:]*)(:ro|:rw)?$", volume).group(1) for volume in service["volumes"]}
     assert targets == volumes
     assert re.search(r"^EXPOSE 8000$", dockerfile, re.M) and service["ports"][0].endswith(":8000")

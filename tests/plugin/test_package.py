@@ -12,7 +12,8 @@ import pytest
 from tests.plugin.harness import ROOT, PluginProcess
 
 FORBIDDEN = re.compile(r"^(inference_server|tests|bench|docs|examples|plugin_packaging|dist|\.venv|\.git|\.ci)/"
-                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env")
+                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env"
+                       r"|^Dockerfile$|^compose\.yaml$")
 REQUIRED = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", "_assets/icon.svg",
             "provider/qwen_image.yaml", "provider/qwen_image.py", "qwen_client/client.py", "tools/runner.py",
             *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img") for ext in ("py", "yaml"))}
