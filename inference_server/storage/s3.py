@@ -115,32 +115,29 @@ class S3FileStore:
             raise StorageError(f"could not write {name} to S3 {self._where()}: {error}") from error
         return name
 
-    def exists(self, name: str) -> bool:
-        if not is_content_name(name):
-            return False
+    def _object(self, method: str, name: str, doing: str):
+        """A per-object call (head_object, get_object): its response, or None when there is no such object."""
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(name))
-            return True
-        except ClientError as error:
-            if _status(error) == 404:
-                return False
-            raise StorageError(f"could not look up {name} in S3 {self._where()}: {error}") from error
-        except BotoCoreError as error:
-            raise StorageError(f"could not look up {name} in S3 {self._where()}: {error}") from error
-
-    def read(self, name: str) -> bytes | None:
-        """The object's bytes, or None when there is no such object (or the name is not one of ours)."""
-        if not is_content_name(name):
-            return None
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self._key(name))
-            return response["Body"].read()
+            return getattr(self._client, method)(Bucket=self.bucket, Key=self._key(name))
         except ClientError as error:
             if _status(error) == 404:
                 return None
-            raise StorageError(f"could not read {name} from S3 {self._where()}: {error}") from error
+            raise StorageError(f"could not {doing} {name} in S3 {self._where()}: {error}") from error
         except BotoCoreError as error:
-            raise StorageError(f"could not read {name} from S3 {self._where()}: {error}") from error
+            raise StorageError(f"could not {doing} {name} in S3 {self._where()}: {error}") from error
+
+    def exists(self, name: str) -> bool:
+        return is_content_name(name) and self._object("head_object", name, "look up") is not None
+
+    def read(self, name: str) -> bytes | None:
+        """The object's bytes, or None when there is no such object (or the name is not one of ours)."""
+        response = self._object("get_object", name, "read") if is_content_name(name) else None
+        if response is None:
+            return None
+        try:
+            return response["Body"].read()
+        except BotoCoreError as error:
+            raise StorageError(f"could not read {name} in S3 {self._where()}: {error}") from error
 
     def remove(self, names: set[str]) -> None:
         keys = [{"Key": self._key(name)} for name in sorted(names) if is_content_name(name)]

@@ -12,7 +12,7 @@ from tests.deploy.containers import ROOT
 # Variables the server reads that are not fields of Settings: Hugging Face's, and issue 13's executor and storage.
 OTHER_VARIABLES = {
     "HF_HUB_OFFLINE", "EXECUTOR", "RAY_ADDRESS", "RAY_REPLICAS", "STORAGE", "S3_ENDPOINT_URL", "S3_BUCKET",
-    "S3_PREFIX", "S3_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+    "S3_PREFIX", "S3_REGION", "S3_PRESIGN", "S3_PUBLIC_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 }
 
 

@@ -119,8 +119,14 @@ def test_wrong_secret_gives_a_clear_error(s3_server):  # noqa: F811
 
 def test_unreachable_endpoint_gives_a_clear_error(s3_server):  # noqa: F811
     env = {**s3_server.env("results"), "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    store = S3FileStore.from_env(env)
     with pytest.raises(StorageError, match="unreachable.*S3_ENDPOINT_URL"):
-        S3FileStore.from_env(env).check()
+        store.check()
+    # Later failures are StorageError too, never a botocore exception: the caller fails the job with `storage`.
+    name = "a" * 40 + ".png"
+    for call, doing in ((store.exists, "look up"), (store.read, "read"), (lambda n: store.remove({n}), "remove")):
+        with pytest.raises(StorageError, match=f"could not {doing}"):
+            call(name)
 
 
 def test_settings_need_a_bucket():
