@@ -4,11 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-<<<<<<< HEAD
-.PHONY: venv run test keys package bench reliability clean
-=======
-.PHONY: venv run test image-test package bench reliability clean
->>>>>>> deploy
+.PHONY: venv run test image-test keys package bench reliability clean
 
 venv: $(STAMP)
 
@@ -24,17 +20,13 @@ run: venv  ## the inference server on 127.0.0.1:8000 (the tiny model on a machin
 test: venv  ## the whole suite
 	$(BIN)/python -m pytest
 
-<<<<<<< HEAD
+image-test: venv  ## build the Dockerfile with podman on a local Debian base, run it, generate (root; apt: podman runc debootstrap)
+	IMAGE_TEST=1 $(BIN)/python -m pytest tests/deploy -s
+
 keys: venv  ## keys/qwen_image.{private,public}.pem: a PKCS#1 key pair to sign the package with
 	$(BIN)/python -m plugin_packaging.signing keys --out keys
 
 package: venv  ## dist/qwen_image-<version>.difypkg; signed (.signed.difypkg) when PLUGIN_SIGNING_KEY names a private key
-=======
-image-test: venv  ## build the Dockerfile with podman on a local Debian base, run it, generate (root; apt: podman runc debootstrap)
-	IMAGE_TEST=1 $(BIN)/python -m pytest tests/deploy -s
-
-package: venv  ## dist/qwen_image-<version>.difypkg
->>>>>>> deploy
 	$(BIN)/python -m plugin_packaging.build
 
 bench: venv  ## benchmarks as ratios -> bench/results.md
