@@ -44,6 +44,11 @@ class Settings:
     header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408
     max_waits_per_key: int = 64  # concurrent long-polls and event streams per API key (or client address)
+    safety_checker: str = "none"  # none | nudenet | classifier:<hub id or folder> (docs/safety.md)
+    safety_labels: tuple[str, ...] = ()  # the labels that count as unsafe; empty: the checker's own
+    safety_threshold: float = 0.5
+    safety_policy: str = "block"  # flag | blur | block, for an image the checker finds unsafe
+    prompt_blocklist: str = ""  # a file of words and patterns refused in prompts
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
 
     @classmethod

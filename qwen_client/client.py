@@ -223,7 +223,7 @@ class Client:
         raise JobError(
             f"Job {job_id} on {self.base} {status}: {error.get('code', 'unknown')}: "
             f"{error.get('message', 'no details')}",
-            job_id,
+            job_id, error.get("code"),
         )
 
     def fetch(self, url: str, deadline: float) -> bytes:
