@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from PIL import Image
 
 from inference_server import logs
-from inference_server.api import errors, jobs, openapi, security, service, tasks
+from inference_server.api import errors, job_list, jobs, openapi, playground, security, service, tasks
 from inference_server.config import Settings
 from inference_server.jobs.service import JobService
 from inference_server.metrics import Metrics
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     _access_log(app)
     errors.register(app)
     security.register(app)
-    for blueprint in (tasks.bp, jobs.bp, service.bp, openapi.bp):
+    for blueprint in (tasks.bp, jobs.bp, service.bp, openapi.bp, job_list.bp, playground.bp):
         app.register_blueprint(blueprint)
     return app
 
