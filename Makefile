@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test package bench reliability clean
+.PHONY: venv run test package bench reliability screenshots clean
 
 venv: $(STAMP)
 
@@ -31,3 +31,6 @@ reliability: venv  ## load, soak and crash scenarios -> docs/reliability.md
 
 clean:
 	rm -rf dist data .pytest_cache
+
+screenshots: venv  ## docs/screenshots/*.png: every playground tab in English and Chinese (needs Chromium)
+	$(BIN)/python -m tests.ui.screenshots

@@ -119,6 +119,7 @@ async function setInputs(blobs) {
     const bitmap = await createImageBitmap(blob);
     state.inputs.push({ blob, bitmap, url: URL.createObjectURL(blob), width: bitmap.width, height: bitmap.height });
   }
+  $("file-name").textContent = blobs.map((blob) => blob.name || "").filter(Boolean).join(", ");
   const previews = $("input-previews");
   previews.replaceChildren();
   for (const input of state.inputs) {
@@ -183,6 +184,7 @@ const actions = {
 };
 
 function wireInputs() {
+  $("choose-file").addEventListener("click", () => $("image-file").click());
   $("image-file").addEventListener("change", () => setInputs([...$("image-file").files]));
   const zone = $("drop-zone");
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });

@@ -33,6 +33,7 @@ export class MaskPainter {
     $("mask-stage").hidden = false;
     const scale = Math.min(560 / bitmap.width, 420 / bitmap.height, 8);
     for (const canvas of [this.imageCanvas, this.overlay]) {
+      canvas.classList.toggle("pixelated", scale >= 2);  // a tiny image shows its pixels, not a blur
       canvas.style.width = `${Math.round(bitmap.width * scale)}px`;
       canvas.style.height = `${Math.round(bitmap.height * scale)}px`;
     }

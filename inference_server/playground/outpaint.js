@@ -54,6 +54,7 @@ export class OutpaintEditor {
     const s = this.scale();
     const w = this.size.width * s, h = this.size.height * s;
     const x = (box.width - w) / 2, y = (box.height - h) / 2;
+    $("outpaint-image").classList.toggle("pixelated", s >= 2);
     Object.assign($("outpaint-image").style, { left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px` });
     const e = Object.fromEntries(SIDES.map((side) => [side, this.value(side) * s]));
     const frame = { left: x - e.left, top: y - e.top, right: x + w + e.right, bottom: y + h + e.bottom };

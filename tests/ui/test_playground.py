@@ -1,0 +1,251 @@
+"""The playground in a real Chromium against the live tiny-model server: what a person clicks, drags and sees."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.server.test_tasks_http import photo
+from tests.support import far_from
+from tests.ui.conftest import API_KEY
+
+
+def fill(page: Page, prompt: str, steps: int = 3, **numbers: int) -> None:
+    page.get_by_role("textbox", name="Prompt", exact=True).fill(prompt)
+    page.get_by_role("spinbutton", name="Steps").fill(str(steps))
+    for name, value in numbers.items():
+        page.get_by_role("spinbutton", name=name, exact=True).fill(str(value))
+
+
+def newest_job(page: Page):
+    return page.get_by_role("list", name="Jobs").get_by_role("listitem").first
+
+
+def wait_done(page: Page):
+    job = newest_job(page)
+    expect(job.get_by_role("status")).to_have_text("Done", timeout=60_000)
+    return job
+
+
+def download_newest(page: Page) -> bytes:
+    """Open the newest job's first image in the detail view and download it, as a person would."""
+    wait_done(page).get_by_role("button").first.click()
+    dialog = page.get_by_role("dialog", name="Image details")
+    expect(dialog).to_be_visible()
+    with page.expect_download() as download:
+        dialog.get_by_role("link", name="Download").click()
+    return open(download.value.path(), "rb").read()
+
+
+def slow_down(page: Page, task: str, seconds: float) -> None:
+    """The server's fault hook (INJECT_FAULTS=1) makes each step sleep; the header is added here, not by the UI."""
+    def add_fault(route):
+        route.continue_(headers={**route.request.headers, "x-inject-fault": f"slow={seconds}"})
+    page.route(f"**/v1/{task}", add_fault)
+
+
+def png_file(image: Image.Image) -> dict:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return {"name": "photo.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
+
+
+def decoded(data_uri: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1])))
+
+
+def test_generate_shows_the_progress_bar_move_then_the_image(page: Page):
+    slow_down(page, "generate", 0.3)
+    fill(page, "a red lantern", steps=4, Width=64, Height=48)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    bar = newest_job(page).get_by_role("progressbar", name="Progress")
+    expect(bar).to_have_attribute("aria-valuemax", "4")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-3]$"))  # mid-run, from the event stream
+    wait_done(page)
+    expect(bar).to_have_attribute("aria-valuenow", "4")
+    thumb = page.get_by_role("list", name="Gallery").get_by_role("img", name="a red lantern").first
+    expect(thumb).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
+    assert thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+    assert thumb.get_attribute("src").startswith("blob:")  # keys are on: fetched with the Bearer header
+
+
+def test_paint_a_mask_and_inpaint_keeps_the_pixels_outside_it(page: Page):
+    source = photo(96, 80)
+    page.get_by_role("tab", name="Inpaint").click()
+    page.get_by_label("Image", exact=True).set_input_files(png_file(source))
+    overlay = page.locator("#mask-overlay")
+    expect(overlay).to_be_visible()
+    box = overlay.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.30, box["y"] + box["height"] * 0.45)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.60, box["y"] + box["height"] * 0.55, steps=8)
+    page.mouse.up()
+    fill(page, "a blue door", **{"Mask grow": 4, "Mask blur": 4})
+    with page.expect_request("**/v1/inpaint") as sent:
+        page.get_by_role("button", name="Generate", exact=True).click()
+    mask = np.asarray(decoded(sent.value.post_data_json["mask"]).convert("L"))
+    assert mask.shape == (80, 96)
+    ys, xs = np.nonzero(mask)
+    painted = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert 20 <= painted[0] <= 29 and 57 <= painted[2] <= 66, painted  # where the mouse went, in image pixels
+    result = np.asarray(Image.open(io.BytesIO(download_newest(page))).convert("RGB"))
+    original = np.asarray(source)
+    assert result.shape == original.shape
+    outside = far_from(painted, 4 + 8, (96, 80))  # grow 4, then a blur whose support is about 6 px
+    assert outside.sum() > 2000
+    assert np.array_equal(result[outside], original[outside])
+    assert not np.array_equal(result[~outside], original[~outside])  # and the painted area was repainted
+
+
+def test_drag_an_outpaint_handle_and_get_that_size(page: Page):
+    fill(page, "a harbour", Width=64, Height=48)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_done(page).get_by_role("button").first.click()
+    page.get_by_role("dialog").get_by_role("button", name="Send to outpaint").click()
+    expect(page.get_by_role("tab", name="Outpaint")).to_have_attribute("aria-selected", "true")
+    handle = page.get_by_role("slider", name="Extend right")
+    expect(handle).to_be_visible()
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120, box["y"] + box["height"] / 2, steps=6)
+    page.mouse.up()
+    right = int(page.get_by_role("spinbutton", name="Right").input_value())
+    assert right > 0 and right % 16 == 0
+    assert handle.get_attribute("aria-valuenow") == str(right)
+    page.get_by_role("spinbutton", name="Steps").fill("3")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    result = Image.open(io.BytesIO(download_newest(page)))
+    assert result.size == (64 + right, 48)
+
+
+def test_cancel_a_slow_job(page: Page, ui_server):
+    slow_down(page, "generate", 0.5)
+    fill(page, "a slow sunset", steps=40, Width=32, Height=32)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    job = newest_job(page)
+    expect(job.get_by_role("status")).to_contain_text("Running")
+    job.get_by_role("button", name="Cancel").click()
+    expect(job.get_by_role("status")).to_have_text("Cancelled")
+    expect(job.get_by_role("button", name="Retry")).to_be_visible()
+    newest = ui_server.session.get(f"{ui_server.url}/v1/jobs", params={"limit": 1}).json()["jobs"][0]
+    assert newest["params"]["prompt"] == "a slow sunset" and newest["status"] == "cancelled"
+    assert newest["images"] == []
+
+
+def test_the_gallery_survives_a_reload_and_a_server_restart(page: Page, ui_server):
+    fill(page, "a lighthouse at dawn", Width=32, Height=32)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_done(page)
+    gallery = page.get_by_role("list", name="Gallery")
+    page.reload()
+    expect(gallery.get_by_role("img", name="a lighthouse at dawn")).to_be_visible()
+    ui_server.stop()
+    ui_server.start()
+    page.reload()
+    thumb = gallery.get_by_role("img", name="a lighthouse at dawn")
+    expect(thumb).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=thumb.element_handle())
+    expect(page.get_by_role("list", name="Jobs").get_by_role("listitem")).to_have_count(0)  # only the gallery
+
+
+def test_reusing_a_seed_gives_identical_bytes(page: Page, ui_server):
+    fill(page, "a teapot", Width=48, Height=48)  # a random seed
+    page.get_by_role("button", name="Generate", exact=True).click()
+    first = download_newest(page)
+    page.get_by_role("dialog").get_by_role("button", name="Reuse parameters").click()
+    seed = page.get_by_role("spinbutton", name="Seed").input_value()
+    assert seed.isdigit() and page.get_by_role("checkbox", name="Random seed").is_checked() is False
+    assert page.get_by_role("spinbutton", name="Steps").input_value() == "3"
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_role("list", name="Jobs").get_by_role("listitem")).to_have_count(2)
+    second = download_newest(page)
+    assert second == first
+    newest = ui_server.session.get(f"{ui_server.url}/v1/jobs", params={"limit": 1}).json()["jobs"][0]
+    assert newest["params"]["seed"] == int(seed) and newest["cache"] == "miss"  # really generated again
+
+
+def test_a_bad_value_shows_its_error_beside_the_field(page: Page):
+    fill(page, "a kite", steps=500, Width=64, Height=64)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    steps = page.get_by_role("spinbutton", name="Steps")
+    expect(steps).to_have_attribute("aria-invalid", "true")
+    expect(steps).to_have_accessible_description(re.compile(r"num_inference_steps: .*150"))
+    expect(page.get_by_role("spinbutton", name="Width")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("list", name="Jobs").get_by_role("listitem")).to_have_count(0)
+    page.get_by_role("spinbutton", name="Steps").fill("3")
+    page.get_by_role("spinbutton", name="Width").fill("5000")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_role("spinbutton", name="Width")).to_have_accessible_description(re.compile("width"))
+    expect(steps).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_a_server_with_keys_asks_for_one_then_works(context, ui_server):
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(f"{ui_server.url}/ui")
+    key = page.get_by_label("API key")
+    expect(key).to_be_visible()
+    expect(page.get_by_role("tab")).to_have_count(0)
+    key.fill("not-the-key")
+    page.get_by_role("button", name="Use key").click()
+    expect(key).to_have_accessible_description(re.compile("refused"))
+    key.fill(API_KEY)
+    page.get_by_role("button", name="Use key").click()
+    expect(page.get_by_role("tab")).to_have_count(4)  # generate, inpaint, outpaint, img2img: what /v1/info lists
+    fill(page, "a paper boat", Width=32, Height=32)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    thumb = page.get_by_role("list", name="Gallery").get_by_role("img", name="a paper boat").first
+    expect(thumb).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=thumb.element_handle())
+    assert page.evaluate("sessionStorage.getItem('qwenImage.apiKey')") == API_KEY
+    assert urls and not [url for url in urls if API_KEY in url]  # never in a URL
+
+
+def test_a_lost_event_stream_falls_back_to_polling(page: Page):
+    page.route("**/events", lambda route: route.abort())
+    slow_down(page, "generate", 0.2)
+    fill(page, "a polled moon", Width=32, Height=32)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(newest_job(page).get_by_role("status")).to_contain_text("polling")
+    wait_done(page)
+    expect(page.get_by_role("list", name="Gallery").get_by_role("img", name="a polled moon")).to_be_visible()
+
+
+def test_a_full_queue_says_so_and_retries_once(page: Page):
+    calls = []
+
+    def full_once(route):
+        calls.append(route.request.url)
+        if len(calls) == 1:
+            route.fulfill(status=429, headers={"Retry-After": "2", "Content-Type": "application/json"},
+                          body='{"error": {"code": "queue_full", "message": "the queue is full", "field": null}}')
+        else:
+            route.continue_()
+    page.route("**/v1/generate", full_once)
+    fill(page, "a patient cat", Width=32, Height=32)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Queue full, retrying in \d s"))).to_be_visible()
+    wait_done(page)
+    assert len(calls) == 2
+
+
+def test_chinese_from_the_browser_language_and_switchable(browser, ui_server):
+    context = browser.new_context(locale="zh-CN")
+    context.add_init_script(f"sessionStorage.setItem('qwenImage.apiKey', {API_KEY!r})")
+    page = context.new_page()
+    page.goto(f"{ui_server.url}/ui/")
+    expect(page.get_by_role("tab", name="文生图")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("textbox", name="提示词", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="生成", exact=True)).to_be_visible()
+    page.get_by_label("语言").select_option("en")
+    expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_be_visible()
+    expect(page.get_by_role("tab", name="Generate")).to_be_visible()
+    context.close()
