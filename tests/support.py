@@ -79,7 +79,7 @@ class ServerProcess:
             try:
                 if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine can be slow to answer
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout} s: {self.log_tail()}")
