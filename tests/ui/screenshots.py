@@ -43,7 +43,7 @@ def start_a_slow_job(page):
     page.locator("#submit").click()
     job = page.locator("#jobs li").first
     page.wait_for_function("n => Number(document.querySelector('#jobs [role=progressbar]')?.getAttribute("
-                           "'aria-valuenow')) >= n", arg=8)
+                           "'aria-valuenow')) >= n", arg=8, timeout=120_000)
     page.unroute("**/v1/generate")
     return job
 
