@@ -73,6 +73,7 @@ export class Gallery {
     $("detail-image").src = await imageSrc(image);
     this.describe();
     const download = $("download");
+    if (download.href.startsWith("blob:")) URL.revokeObjectURL(download.href);
     download.href = URL.createObjectURL(await imageBlob(image));
     download.download = `qwen-image-${job.task}-${image.seed}.${EXTENSIONS[image.mime_type] || "png"}`;
     if (!$("detail").open) $("detail").showModal();

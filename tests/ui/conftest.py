@@ -29,14 +29,18 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def browser():
+def require_browser() -> None:
     """In CI a missing browser fails loudly; elsewhere the skip says why (pytest -ra lists it)."""
     reason = _missing()
     if reason and os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
