@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test image-test keys package bench reliability clean
+.PHONY: venv run test image-test keys package bench reliability screenshots clean
 
 venv: $(STAMP)
 
@@ -37,3 +37,6 @@ reliability: venv  ## load, soak and crash scenarios -> docs/reliability.md
 
 clean:
 	rm -rf dist data .pytest_cache
+
+screenshots: venv  ## docs/screenshots/*.png: every playground tab in English and Chinese (needs Chromium)
+	$(BIN)/python -m tests.ui.screenshots
