@@ -202,7 +202,8 @@ def _get_once(url: str, deadline: float, headers: Mapping[str, str] | None,
         conn = _PinnedHTTP(host, parts.port, **kwargs)
     sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
     try:
-        conn.request("GET", parts.request_uri, headers=sent, preload_content=False)
+        # identity only, and nothing decoded: a compressed body cannot inflate past the cap.
+        conn.request("GET", parts.request_uri, headers=sent, preload_content=False, decode_content=False)
         raw = conn.getresponse()
     except (HTTPError, OSError, http.client.HTTPException) as exc:
         conn.close()
