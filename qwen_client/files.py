@@ -47,14 +47,14 @@ def download(url: str, what: str, private_hosts: frozenset[str], deadline: float
         with _get_checked(url, what, param, private_hosts, deadline) as resp:
             if resp.status >= 400:
                 raise InputFileError(
-                    f"Downloading the {what} failed: HTTP {resp.status} from {_short(url)}. "
+                    f"Downloading the {what} failed: HTTP {resp.status} from {transfer.short_url(url)}. "
                     "Dify file URLs expire 5 minutes after they are signed; check the URL "
                     "and that the file still exists."
                 )
             data = resp.read(MAX_BYTES)
     except transfer.DeadlineExceeded as exc:
         raise InputFileError(
-            f"Downloading the {what} from {_short(url)} timed out: it did not finish within "
+            f"Downloading the {what} from {transfer.short_url(url)} timed out: it did not finish within "
             f"{max(0.0, deadline - start):.0f} s, the time the call's Timeout left. Check that the "
             "plugin daemon can reach that host (for Dify's files: its FILES_URL) and that it is not slow."
         ) from exc
@@ -62,11 +62,11 @@ def download(url: str, what: str, private_hosts: frozenset[str], deadline: float
         raise InputFileError(f"The {what} is larger than {MAX_BYTES // 2**20} MB ({exc}).") from exc
     except transfer.TransferError as exc:
         raise InputFileError(
-            f"Downloading the {what} from {_short(url)} failed ({exc}). "
+            f"Downloading the {what} from {transfer.short_url(url)} failed ({exc}). "
             "Check that the plugin daemon can reach that host (for Dify's files: its FILES_URL)."
         ) from exc
     if not data:
-        raise InputFileError(f"The {what} at {_short(url)} is empty.")
+        raise InputFileError(f"The {what} at {transfer.short_url(url)} is empty.")
     return data
 
 
@@ -82,7 +82,7 @@ def _get_checked(url: str, what: str, param: str, private_hosts: frozenset[str],
         response.close()
         url = urljoin(url, location)
         if _scheme(url) not in ("http", "https"):
-            raise InputFileError(f"The {what} URL redirects to '{_short(url)}', which is not http(s).")
+            raise InputFileError(f"The {what} URL redirects to '{transfer.short_url(url)}', which is not http(s).")
     raise InputFileError(f"The {what} URL redirects more than {MAX_REDIRECTS} times.")
 
 
@@ -101,9 +101,9 @@ def _check_reachable(url: str, what: str, private_hosts: frozenset[str], param: 
             inner = addresses.embedded_ipv4(ip)
             shown = f"{ip}, which embeds {inner}" if inner else str(ip)
             raise InputFileError(
-                f"The {what} URL '{_short(url)}' points to a private address ({shown}). Images are fetched only "
-                f"from public hosts and those listed in 'Private image hosts' in the plugin's authorization: "
-                f"add '{host}' there if it is yours (Dify's FILES_URL host, say)."
+                f"The {what} URL '{transfer.short_url(url)}' points to a private address ({shown}). "
+                "Images are fetched only from public hosts and those listed in 'Private image hosts' in the "
+                f"plugin's authorization: add '{host}' there if it is yours (Dify's FILES_URL host, say)."
             )
     return list(dict.fromkeys(found))
 
@@ -130,9 +130,3 @@ def _scheme(url: str) -> str:
         return urlsplit(url).scheme
     except ValueError:  # e.g. an unclosed '[': no URL at all
         return ""
-
-
-def _short(url: str) -> str:
-    """The URL without its query: Dify's signature is noise in a message."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -66,59 +66,51 @@ class ResultFetcher:
         """The bytes of one image entry of a succeeded job."""
         url = urljoin(self.base + "/", str(image.get("url") or ""))
         home = origin(self.base)
+        where = f"The inference server at {self.base} returned an image URL"
         if urlsplit(url).scheme not in ("http", "https"):
-            raise ServerError(f"The inference server at {self.base} returned an image URL that is not http(s): {url!r}.")
+            raise ServerError(f"{where} that is not http(s): {url!r}.")
         if origin(url) == home and not urlsplit(url).path.startswith("/v1/files/"):
-            raise ServerError(f"The inference server at {self.base} returned an image URL outside its files: {url!r}.")
+            raise ServerError(f"{where} outside its files: {url!r}.")
         named = {home, origin(url)}  # an absolute url elsewhere is a storage URL the job names
-        cap = min(self.per_image, self.call_left)
-        data = self._get(url, named, cap)
+        data = self._get(url, named, min(self.per_image, self.call_left))
         self.call_left -= len(data)
         if not data.startswith(SIGNATURES) and not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
             raise ServerError(
-                f"The inference server at {self.base} returned {_short(url)}, which is not a PNG, JPEG "
-                "or WebP image; it was not passed on."
+                f"The inference server at {self.base} returned {transfer.short_url(url)}, which is not a PNG, "
+                "JPEG or WebP image; it was not passed on."
             )
         return data
 
     def _get(self, url: str, named: set, cap: int) -> bytes:
-        first = url
+        what = f"image {transfer.short_url(url)} from the inference server at {self.base}"
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 headers = self._auth if origin(url) == origin(self.base) else {}
                 with transfer.get(url, self._deadline, headers=headers, read_timeout=READ_TIMEOUT_S) as resp:
                     location = resp.redirect_location()
+                    if not location and resp.status >= 400:
+                        raise ServerError(f"Fetching {what} answered HTTP {resp.status}.", resp.status)
                     if not location:
-                        if resp.status >= 400:
-                            raise ServerError(
-                                f"Fetching image {_short(first)} from the inference server at {self.base} "
-                                f"answered HTTP {resp.status}.", resp.status,
-                            )
                         return resp.read(cap)
                 target = urljoin(url, location)
                 if origin(target) not in named:
                     raise ServerError(
-                        f"The inference server at {self.base} redirected image {_short(first)} to "
-                        f"{_short(target)}, an origin the job does not name; it was not followed. "
-                        "A server that keeps images elsewhere must put their absolute URLs in the job."
+                        f"Fetching {what} redirected to {transfer.short_url(target)}, an origin the job does "
+                        "not name; it was not followed. A server that keeps images elsewhere must put their "
+                        "absolute URLs in the job."
                     )
                 url = target
         except transfer.DeadlineExceeded as exc:
             raise ServerError(
-                f"Fetching image {_short(first)} from the inference server at {self.base} did not finish "
-                "within the call's Timeout. Raise the Timeout credential, or check the network to the server."
+                f"Fetching {what} did not finish within the call's Timeout. Raise the Timeout "
+                "credential, or check the network to the server."
             ) from exc
         except transfer.TooLarge as exc:
             raise ServerError(
-                f"Image {_short(first)} from the inference server at {self.base} is too large ({exc}): "
-                f"the plugin takes at most {self.per_image:,} bytes per image (from the server's MAX_PIXELS) "
-                f"and {self.call_cap:,} bytes per call. The download was stopped."
+                f"The {what} is too large ({exc}): the plugin takes at most {self.per_image:,} bytes per "
+                f"image (from the server's MAX_PIXELS) and {self.call_cap:,} bytes per call. The download "
+                "was stopped."
             ) from exc
         except transfer.TransferError as exc:
-            raise ServerError(f"Fetching image {_short(first)} from the inference server at {self.base} failed ({exc}).") from exc
-        raise ServerError(f"Image {_short(first)} on {self.base} redirects more than {MAX_REDIRECTS} times.")
-
-
-def _short(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+            raise ServerError(f"Fetching {what} failed ({exc}).") from exc
+        raise ServerError(f"The {what} redirects more than {MAX_REDIRECTS} times.")

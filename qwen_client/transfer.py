@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 import certifi
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -43,6 +44,12 @@ class ConnectFailed(TransferError):
 
 class TooLarge(TransferError):
     """The body is, or announced it would be, over the cap."""
+
+
+def short_url(url: str) -> str:
+    """The URL without its query: a signature there is noise in a message, and may be a secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def ca_bundle() -> str:
