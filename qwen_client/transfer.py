@@ -97,7 +97,11 @@ class _DeadlineResponse(http.client.HTTPResponse):
 
 
 class _BoundedMixin:
-    """Connect only to the given addresses (when any), and read through the deadline."""
+    """Connect only to the given addresses (when any), and read through the deadline.
+
+    The connect timeout is at most the time left, and the ssl module (gevent's too) bounds
+    the whole TLS handshake by it, so connecting cannot outlast the deadline either.
+    """
 
     def __init__(self, *args, addresses: Sequence[str] = (), deadline: float, read_timeout: float, **kwargs):
         super().__init__(*args, **kwargs)
@@ -212,7 +216,7 @@ def _get_once(url: str, deadline: float, headers: Mapping[str, str] | None,
         # identity only, and nothing decoded: a compressed body cannot inflate past the cap.
         conn.request("GET", parts.request_uri, headers=sent, preload_content=False, decode_content=False)
         raw = conn.getresponse()
-    except (HTTPError, OSError, http.client.HTTPException) as exc:
+    except (TransferError, HTTPError, OSError, http.client.HTTPException) as exc:
         conn.close()
         raise _reason(exc, deadline) from exc
     return Response(url, conn, raw, deadline)

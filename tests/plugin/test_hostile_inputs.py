@@ -7,6 +7,7 @@ Most run qwen_client.files in this process, where a fake resolver can stand in f
 
 import ipaddress
 import socket
+import threading
 import time
 
 import pytest
@@ -148,6 +149,37 @@ def test_an_input_url_that_drips_ends_at_the_deadline():
         assert dripping.sent["in"] < 400
     finally:
         dripping.close()
+
+
+def test_an_https_host_that_drips_its_handshake_ends_at_the_deadline():
+    from qwen_client import errors, files
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # "a 16 KB handshake record follows", then a byte at a time
+            for _ in range(40):  # 12 s at most, then it hangs up
+                time.sleep(0.3)
+                try:
+                    conn.sendall(b"\x00")
+                except OSError:
+                    return
+                sent.append(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/in.png"
+        with pytest.raises(errors.InputFileError, match="did not finish within 2 s"):
+            files.download(url, "image", frozenset({"127.0.0.1"}), time.monotonic() + 2)
+        thread.join(15)
+        assert len(sent) < 40
+    finally:
+        listener.close()
 
 
 def test_through_the_plugin_a_dripping_image_url_and_a_bad_host_name(plugin):
