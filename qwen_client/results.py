@@ -4,9 +4,9 @@ A broken or hostile server must not make the plugin hold gigabytes, hang past th
 budget, or fetch some internal URL and hand its body to the user as an image. So:
 - each image is capped at MAX_PIXELS worth of bytes (from /v1/info), and the call as a whole too;
 - every fetch ends by the call's deadline, however slowly the bytes come;
-- redirects are followed by hand, only within the server's origin or to the origin of the
-  image's own absolute `url`, which the job names (a presigned storage URL, say); the API
-  key goes to the server's origin only;
+- redirects are followed by hand, only within the server's origin or to an origin the job
+  names for that image: its absolute `url` (a presigned storage URL, say) or its
+  `storage_origin`; the API key goes to the server's origin only;
 - what comes back must start like a PNG, JPEG or WebP file.
 """
 
@@ -72,6 +72,9 @@ class ResultFetcher:
         if origin(url) == home and not urlsplit(url).path.startswith("/v1/files/"):
             raise ServerError(f"{where} outside its files: {url!r}.")
         named = {home, origin(url)}  # an absolute url elsewhere is a storage URL the job names
+        storage = str(image.get("storage_origin") or "")  # where /v1/files/... may redirect (presigned)
+        if urlsplit(storage).scheme in ("http", "https") and urlsplit(storage).hostname:
+            named.add(origin(storage))
         data = self._get(url, named, min(self.per_image, self.call_left))
         self.call_left -= len(data)
         if not data.startswith(SIGNATURES) and not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):

@@ -92,6 +92,17 @@ def test_a_storage_url_the_job_names_is_fetched_without_the_key(plugin, hostile,
     assert path == "/bucket/out.png?X-Amz-Signature=abc" and "authorization" not in headers
 
 
+def test_a_redirect_to_the_storage_origin_the_job_names_is_followed(plugin, hostile, elsewhere):
+    entry = image_entry("/v1/files/stored.png") | {"storage_origin": elsewhere.url}
+    hostile.images = [entry]
+    hostile.routes["/v1/files/stored.png"] = lambda h: redirect(h, elsewhere.url + "/bucket/stored.png?sig=1")
+    result = plugin.invoke("generate", creds(hostile.url), {"prompt": "x"})
+    assert result.error is None, result.error
+    assert [data for _, data in result.blobs] == [elsewhere.body]
+    [(path, headers)] = elsewhere.requests
+    assert path == "/bucket/stored.png?sig=1" and "authorization" not in headers
+
+
 def test_a_named_storage_url_cannot_redirect_to_a_third_origin(plugin, hostile, elsewhere):
     third = ImageHost()
     try:
