@@ -9,6 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from qwen_client import results
 from qwen_client.config import Settings
 from qwen_client.errors import JobError, QwenImageError, ServerError
 
@@ -72,6 +73,7 @@ class Client:
     def __init__(self, settings: Settings, field_labels: Mapping[str, str] | None = None):
         self.base = settings.server_url
         self.budget_s = settings.budget_s
+        self._api_key = settings.api_key
         self._labels = dict(field_labels or {})
         # A POST answered 502/504 by a proxy may still have been accepted: retry only 503.
         self._http = _session(settings.api_key, _retry({"GET", "DELETE"}, (502, 503, 504)))
@@ -226,16 +228,9 @@ class Client:
             job_id, error.get("code"),
         )
 
-    def fetch(self, url: str, deadline: float) -> bytes:
-        """Download one result image: a path like /v1/files/<name> on this server, where the key may go."""
-        if url.startswith(self.base + "/"):
-            url = url[len(self.base):]
-        if not url.startswith("/v1/files/"):
-            raise ServerError(f"The inference server at {self.base} returned an image URL outside it: {url!r}.")
-        resp = self._request(self._http, "GET", url, max(5.0, deadline - time.monotonic()))
-        if resp.status_code >= 400:
-            raise self._error(resp)
-        return resp.content
+    def result_fetcher(self, deadline: float, wanted: int) -> results.ResultFetcher:
+        """Downloads for this call's result images, capped and bounded by the deadline."""
+        return results.ResultFetcher(self.base, self._api_key, deadline, wanted)
 
     @staticmethod
     def _wait_slice(deadline: float) -> int:

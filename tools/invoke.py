@@ -25,7 +25,8 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     # and only then spend an LLM call.
     body = params.build_body(task, tool_parameters, prompt)
     for name, url in params.image_sources(task, tool_parameters).items():
-        data = files.download(url, name, settings.private_hosts, deadline - time.monotonic())
+        data = files.download(url, name, settings.private_hosts, deadline,
+                              param=params.source_parameter(name, tool_parameters))
         body[name] = base64.b64encode(data).decode("ascii")
     model = tool_parameters.get("enhance_model")
     enhanced = bool(isinstance(model, dict) and model.get("model") and prompt)
@@ -47,11 +48,23 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
         yield from _blocked(tool, task, prompt, failed)
         return
 
-    images, blocked = [], [image for image in job.get("images") or [] if image.get("blocked")]
-    for index, image in enumerate(image for image in job.get("images") or [] if not image.get("blocked")):
+    # Never fetch more images than were asked for, whatever the job lists; blocked ones have no file.
+    wanted = body.get("num_images", 1)
+    listed = [image for image in job.get("images") or [] if isinstance(image, dict)]
+    blocked = [image for image in listed if image.get("blocked")]
+    listed = [image for image in listed if not image.get("blocked")]
+    notices = list(job.get("notices") or [])
+    if len(listed) > wanted:
+        notice = (f"The server listed {len(listed)} images for {wanted} requested; "
+                  f"only the first {wanted} were fetched.")
+        notices.append(notice)
+        yield tool.create_text_message(notice + "\n")
+    fetcher = client.result_fetcher(deadline, wanted) if listed else None
+    images = []
+    for index, image in enumerate(listed[:wanted]):
         mime = image.get("mime_type") or "image/png"
         name = f"qwen_image_{task}_{job['id']}_{index}.{EXTENSIONS.get(mime, 'png')}"
-        data = client.fetch(image["url"], deadline)
+        data = fetcher.fetch(image)
         yield tool.create_blob_message(blob=data, meta={"mime_type": mime, "filename": name})
         images.append({k: image.get(k) for k in ("seed", "width", "height", "mime_type")} | {"filename": name})
 
@@ -66,7 +79,7 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     summary = {
         "job_id": job["id"], "task": task, "prompt": prompt, "prompt_enhanced": enhanced,
         "seed": first["seed"], "seeds": seeds, "width": first["width"], "height": first["height"],
-        "images": images, "timings": job.get("timings") or {}, "notices": job.get("notices") or [],
+        "images": images, "timings": job.get("timings") or {}, "notices": notices,
         "cache": job.get("cache"), "blocked": [{"seed": image.get("seed"), "safety": image.get("safety")}
                                                for image in blocked],
     }
