@@ -6,12 +6,37 @@ can run an edit like any other task; `run_edit` runs one image directly (tests, 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Callable
 
 import torch
 from PIL import Image
 
 from inference_server.families import QWEN_EDIT_PLUS, Family, edit_default_size
+
+_AREA_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def reference_area(pixels: int | None):
+    """Let Edit Plus VAE-encode its input images at about `pixels` instead of 1 MP, for the duration.
+
+    The pipeline encodes every input at ~1 MP whatever the output size (its module constant VAE_IMAGE_SIZE,
+    read at call time): on the CPU that is seconds per image even for the tiny model. Tests pass a small area
+    to stay fast; the real model wants the default (None), which this leaves untouched.
+    """
+    if pixels is None:
+        yield
+        return
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
+
+    with _AREA_LOCK:
+        saved, plus.VAE_IMAGE_SIZE = plus.VAE_IMAGE_SIZE, pixels
+        try:
+            yield
+        finally:
+            plus.VAE_IMAGE_SIZE = saved
 
 
 def edit_call(prompt: str, images: list[Image.Image], width: int | None = None, height: int | None = None,
@@ -40,10 +65,11 @@ def edit_call(prompt: str, images: list[Image.Image], width: int | None = None, 
 def run_edit(pipe, prompt: str, images: list[Image.Image], width: int | None = None, height: int | None = None,
              steps: int | None = None, true_cfg_scale: float | None = None, negative_prompt: str = "",
              seed: int = 0, callback_on_step_end: Callable | None = None,
-             family: Family = QWEN_EDIT_PLUS) -> Image.Image:
-    """One edited image; the same seed and arguments give the same bytes (a CPU generator, as Engine.run)."""
+             family: Family = QWEN_EDIT_PLUS, area: int | None = None) -> Image.Image:
+    """One edited image; the same seed and arguments give the same bytes (a CPU generator, as Engine.run).
+    `area`: see `reference_area`."""
     call = edit_call(prompt, images, width, height, steps, true_cfg_scale, negative_prompt, family)
     generator = torch.Generator("cpu").manual_seed(seed)
-    with torch.inference_mode():
+    with torch.inference_mode(), reference_area(area):
         result = pipe(**call, generator=generator, callback_on_step_end=callback_on_step_end, output_type="pil")
     return result.images[0]

@@ -15,11 +15,14 @@ activating assigns them back, no copy made.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import torch
 
+log = logging.getLogger(__name__)
+ALIGN = 256  # byte alignment of each tensor in the host buffer
 MODES = ("gpu", "swap", "auto")
 AUTO_HEADROOM = 8 * 2**30  # activations of a 1 MP edit with three reference images, and the allocator's slack
 
@@ -63,10 +66,15 @@ def _set(module: torch.nn.Module, key: tuple[str, str], tensor: torch.Tensor) ->
 class Placement:
     """Keeps named modules (the transformers) resident or swapped; `activate` before every call."""
 
-    def __init__(self, mode: str, device: str, modules: dict[str, torch.nn.Module], active: str | None = None):
+    def __init__(self, mode: str, device: str, modules: dict[str, torch.nn.Module], active: str | None = None,
+                 copy_to_host: bool | None = None):
+        """`copy_to_host`: keep the host copy in a buffer of its own (default: on a CUDA device; a test sets it
+        on the CPU to run that path)."""
         if mode not in ("gpu", "swap"):
             raise ValueError(f"resolve the placement mode first (choose_mode), not {mode!r}")
         self.mode, self.device, self.modules = mode, torch.device(device), modules
+        self.copy_to_host = self.device.type != "cpu" if copy_to_host is None else copy_to_host
+        self._flat: list[torch.Tensor] = []  # the host buffers, kept alive (and registered) for the server's life
         self.active = active or next(iter(modules))
         self._homes: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
         self._lock = threading.Lock()
@@ -81,17 +89,37 @@ class Placement:
             self._bring_in(self.active)
 
     def _make_home(self, module: torch.nn.Module) -> dict[tuple[str, str], torch.Tensor]:
-        """The host copy, one tensor at a time so host memory never holds a module twice."""
-        pin = self.device.type == "cuda"
-        home = {}
-        shared: dict[int, torch.Tensor] = {}  # tied weights stay tied
-        for key, tensor in _tensors(module).items():
-            if id(tensor) not in shared:
-                host = tensor.detach().to("cpu")
-                shared[id(tensor)] = host.pin_memory() if pin else host
-            home[key] = shared[id(tensor)]
-            _set(module, key, home[key])
+        """The host copy. On the CPU: the module's own tensors. For a device: one flat host buffer holding
+        every tensor, then page-locked with cudaHostRegister (the pinned allocator would round each tensor up
+        to a power of two, up to twice the memory). Filled a tensor at a time: memory never holds two copies."""
+        tensors = _tensors(module)
+        if not self.copy_to_host:
+            return dict(tensors)
+        unique = list({id(t): t for t in tensors.values()}.values())  # tied weights stay tied
+        offsets, total = {}, 0
+        for tensor in unique:
+            offsets[id(tensor)] = total
+            total += -(-tensor.numel() * tensor.element_size() // ALIGN) * ALIGN
+        flat = torch.empty(total, dtype=torch.uint8)
+        views = {}
+        for tensor in unique:
+            start = offsets[id(tensor)]
+            view = flat[start:start + tensor.numel() * tensor.element_size()].view(tensor.dtype).view(tensor.shape)
+            views[id(tensor)] = view.copy_(tensor.detach())
+        home = {key: views[id(tensor)] for key, tensor in tensors.items()}
+        for key, view in home.items():
+            _set(module, key, view)
+        if self.device.type == "cuda":
+            self._pin(flat)
+        self._flat.append(flat)
         return home
+
+    @staticmethod
+    def _pin(flat: torch.Tensor) -> None:
+        status = torch.cuda.cudart().cudaHostRegister(flat.data_ptr(), flat.numel(), 0)
+        if int(status) != 0:
+            log.warning("cudaHostRegister of %.1f GiB failed (%s): swaps will copy from pageable memory, slower",
+                        flat.numel() / 2**30, status)
 
     def _park(self, name: str) -> None:
         module = self.modules[name]
