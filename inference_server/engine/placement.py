@@ -79,6 +79,8 @@ class Placement:
         self._homes: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
         self._lock = threading.Lock()
         for name, module in modules.items():
+            if any(t.is_meta for t in _tensors(module).values()):
+                raise ValueError(f"{name} has no weights (meta tensors): parked by another Placement?")
             if mode == "gpu":
                 module.to(self.device)
                 continue
