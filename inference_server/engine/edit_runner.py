@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from inference_server.families import QWEN_EDIT_PLUS, Family, edit_default_size
+from inference_server.families import QWEN_EDIT, Family, edit_default_size
 
 _AREA_LOCK = threading.Lock()
 
@@ -41,7 +41,7 @@ def reference_area(pixels: int | None):
 
 def edit_call(prompt: str, images: list[Image.Image], width: int | None = None, height: int | None = None,
               steps: int | None = None, true_cfg_scale: float | None = None, negative_prompt: str = "",
-              family: Family = QWEN_EDIT_PLUS) -> dict:
+              family: Family = QWEN_EDIT) -> dict:
     """The pipeline's keyword arguments. Image 1 is the one edited; the others are references.
 
     The size is always passed: without one, the first image's aspect ratio at about 1 MP (the Plus pipeline
@@ -65,7 +65,7 @@ def edit_call(prompt: str, images: list[Image.Image], width: int | None = None, 
 def run_edit(pipe, prompt: str, images: list[Image.Image], width: int | None = None, height: int | None = None,
              steps: int | None = None, true_cfg_scale: float | None = None, negative_prompt: str = "",
              seed: int = 0, callback_on_step_end: Callable | None = None,
-             family: Family = QWEN_EDIT_PLUS, area: int | None = None) -> Image.Image:
+             family: Family = QWEN_EDIT, area: int | None = None) -> Image.Image:
     """One edited image; the same seed and arguments give the same bytes (a CPU generator, as Engine.run).
     `area`: see `reference_area`."""
     call = edit_call(prompt, images, width, height, steps, true_cfg_scale, negative_prompt, family)

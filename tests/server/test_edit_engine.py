@@ -27,7 +27,7 @@ from inference_server.engine.edit_runner import edit_call, reference_area, run_e
 from inference_server.engine.placement import Placement, choose_mode
 from inference_server.engine.tiny_edit_model import save_tiny_edit_model
 from inference_server.engine.tiny_model import EDIT_PROMPT_TEMPLATE_PREFIX, build_pipeline, save_tiny_model
-from inference_server.families import QWEN, QWEN_EDIT, QWEN_EDIT_PLUS, family_for, family_for_pipeline
+from inference_server.families import QWEN, QWEN_EDIT, QWEN_EDIT_SINGLE, family_for, family_for_pipeline
 from tests.support import ROOT
 
 SIZE = dict(width=64, height=48)
@@ -212,25 +212,24 @@ def test_a_smaller_reference_area_is_scoped_to_the_call(edits):
 
 
 def test_edit_calls_take_one_to_max_images():
-    for family, images in ((QWEN_EDIT_PLUS, 0), (QWEN_EDIT_PLUS, 4), (QWEN_EDIT, 2)):
+    for family, images in ((QWEN_EDIT, 0), (QWEN_EDIT, 4), (QWEN_EDIT_SINGLE, 2)):
         with pytest.raises(ValueError, match="takes 1 to"):
             edit_call("x", [INPUTS[0]] * images, family=family)
-    call = edit_call("x", [INPUTS[0].convert("RGBA")], family=QWEN_EDIT)
+    call = edit_call("x", [INPUTS[0].convert("RGBA")], family=QWEN_EDIT_SINGLE)
     assert call["image"].mode == "RGB" and call["num_inference_steps"] == 50 and call["negative_prompt"] == " "
+    assert isinstance(edit_call("x", INPUTS[:2])["image"], list)
+    assert edit_call("x", INPUTS[:1])["num_inference_steps"] == 40
 
 
-def test_families_tell_edit_models_from_the_config_not_the_name(folders):
+def test_edit_families_come_from_the_checkpoints_class(folders):
     edit_index = json.loads((folders["edit"] / "model_index.json").read_text())
-    base_index = json.loads((folders["base"] / "model_index.json").read_text())
-    assert family_for("QwenImageEditPlusPipeline", edit_index) is QWEN_EDIT_PLUS
-    assert family_for("QwenImageEditPipeline", dict(edit_index, _class_name="QwenImageEditPipeline")) is QWEN_EDIT
-    assert family_for("QwenImagePipeline", base_index) is QWEN
-    assert family_for_pipeline("QwenImageEditPlusPipeline") is QWEN  # the old prefix rule, unchanged
-    with pytest.raises(ValueError, match="processor"):
-        family_for("QwenImageEditPlusPipeline", base_index)
-    with pytest.raises(ValueError, match="unsupported"):
-        family_for("QwenImageLayeredPipeline", edit_index)
-    assert QWEN_EDIT_PLUS.max_images == 3 and QWEN.max_images == 0 and QWEN_EDIT_PLUS.presets["1:1"] == (1024, 1024)
+    assert family_for(edit_index, "edit") is QWEN_EDIT and QWEN_EDIT.max_images == 3
+    assert family_for(dict(edit_index, _class_name="QwenImageEditPipeline"), "edit") is QWEN_EDIT_SINGLE
+    assert QWEN_EDIT_SINGLE.max_images == 1 and QWEN.max_images == 0
+    with pytest.raises(ValueError, match="EDIT_MODEL_ID"):
+        family_for(edit_index, "text2image")  # an edit checkpoint is never served as Qwen-Image
+    assert family_for_pipeline("QwenImagePipeline") is QWEN
+    assert QWEN_EDIT.presets["1:1"] == (1024, 1024) and QWEN_EDIT.presets["16:9"] == (1376, 768)
 
 
 def test_auto_placement_follows_free_device_memory(monkeypatch):
