@@ -24,10 +24,16 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     # Check every parameter, then fetch the inputs while Dify's signed URLs are fresh,
     # and only then spend an LLM call.
     body = params.build_body(task, tool_parameters, prompt)
+    listed_inputs = params.image_list_sources(task, tool_parameters)
+    if listed_inputs:
+        field = params.IMAGE_LISTS[task][0]
+        body[field] = [_b64(files.download(url, f"input image {number}", settings.private_hosts, deadline,
+                                           param=param))
+                       for number, (param, url) in enumerate(listed_inputs, 1)]
     for name, url in params.image_sources(task, tool_parameters).items():
         data = files.download(url, name, settings.private_hosts, deadline,
                               param=params.source_parameter(name, tool_parameters))
-        body[name] = base64.b64encode(data).decode("ascii")
+        body[name] = _b64(data)
     model = tool_parameters.get("enhance_model")
     enhanced = bool(isinstance(model, dict) and model.get("model") and prompt)
     if enhanced:
@@ -77,7 +83,7 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
     first = images[0]
     seeds = [image["seed"] for image in images]
     summary = {
-        "job_id": job["id"], "task": task, "prompt": prompt, "prompt_enhanced": enhanced,
+        "job_id": job["id"], "task": task, "model": job.get("model"), "prompt": prompt, "prompt_enhanced": enhanced,
         "seed": first["seed"], "seeds": seeds, "width": first["width"], "height": first["height"],
         "images": images, "timings": job.get("timings") or {}, "notices": notices,
         "cache": job.get("cache"), "blocked": [{"seed": image.get("seed"), "safety": image.get("safety")}
@@ -90,6 +96,10 @@ def invoke(tool, task: str, tool_parameters: dict) -> Generator:
         f"Created {len(images)} image(s) of {first['width']}x{first['height']} "
         f"(seeds {', '.join(map(str, seeds))}) with job {job['id']}."
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _blocked(tool, task: str, prompt: str, failed) -> Generator:

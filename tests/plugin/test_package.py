@@ -17,7 +17,7 @@ FORBIDDEN = re.compile(r"^(inference_server|tests|bench|docs|examples|plugin_pac
                        r"|^keys/|^Dockerfile$|^compose\.yaml$")
 REQUIRED = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", "_assets/icon.svg",
             "provider/qwen_image.yaml", "provider/qwen_image.py", "qwen_client/client.py", "tools/invoke.py",
-            *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img") for ext in ("py", "yaml")),
+            *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img", "edit") for ext in ("py", "yaml")),
             *(f"readme/README_{lang}.md" for lang in ("zh_Hans", "ja_JP", "pt_BR"))}
 
 
@@ -77,7 +77,7 @@ def test_sdk_configuration_models_accept_the_package(unpacked):
     """)
     run = subprocess.run([sys.executable, "-c", script], cwd=unpacked, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1] == "generate,inpaint,outpaint,img2img"
+    assert run.stdout.strip().splitlines()[-1] == "generate,inpaint,outpaint,img2img,edit"
 
 
 def test_unpacked_plugin_starts_and_answers(unpacked):
