@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test image-test keys package bench reliability screenshots clean
+.PHONY: venv graphon-venv run test image-test keys package bench reliability screenshots clean
 
 venv: $(STAMP)
 
@@ -13,6 +13,9 @@ $(STAMP): requirements.txt inference_server/requirements.txt inference_server/re
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+graphon-venv: venv  ## .cache/graphon-venv: Dify's workflow classes (PyPI graphon) for the example-workflow tests
+	$(BIN)/python -m tests.plugin.graphon_env
 
 run: venv  ## the inference server on 127.0.0.1:8000 (the tiny model on a machine with no GPU)
 	$(BIN)/python -m inference_server serve
