@@ -13,7 +13,7 @@ TASK_PARAMS: dict[str, tuple[str, ...]] = {
         "region", "mask_invert", "mask_blur", "mask_grow", "strength", "inpaint_area", "masked_padding",
     ),
     "outpaint": COMMON + ("left", "right", "top", "bottom", "aspect_ratio", "feather"),
-    "edit": COMMON + ("width", "height", "mask_invert", "mask_blur", "mask_grow"),
+    "edit": COMMON + ("width", "height", "mask_invert", "mask_blur", "mask_grow"),  # mask settings: with a mask
 }
 # Which image inputs each task takes, and whether it needs them.
 TASK_IMAGES: dict[str, dict[str, bool]] = {
@@ -28,6 +28,7 @@ TASK_IMAGES: dict[str, dict[str, bool]] = {
 IMAGE_LISTS: dict[str, tuple[str, str, int, int]] = {"edit": ("images", "image_urls", 1, 3)}
 PROMPT_REQUIRED = frozenset({"generate", "img2img", "edit"})
 
+MASK_SETTINGS = ("mask_invert", "mask_blur", "mask_grow")
 INTS = frozenset({
     "width", "height", "steps", "seed", "num_images", "mask_blur", "mask_grow", "masked_padding",
     "left", "right", "top", "bottom", "feather",
@@ -121,6 +122,10 @@ def build_body(task: str, params: Mapping, prompt: str) -> dict:
     # An explicit size wins over the aspect preset on generate.
     if task == "generate" and "width" in body and "height" in body:
         body.pop("aspect_ratio", None)
+    # Dify sends every form setting's default: without a mask, the mask settings mean nothing to an edit.
+    if task in IMAGE_LISTS and not (params.get("mask") or str(params.get("mask_url") or "").strip()):
+        for name in MASK_SETTINGS:
+            body.pop(name, None)
     # Edit sizes go as a pair; alone, neither says what the other should be.
     if task in IMAGE_LISTS and ("width" in body) != ("height" in body):
         raise ParameterError("Parameters 'width' and 'height' go together: give both, or neither to keep "

@@ -20,12 +20,20 @@ class File:
 def test_edit_body_sends_the_common_fields_and_the_mask_settings():
     body = params.build_body("edit", {
         "negative_prompt": "blur", "steps": 8.0, "guidance": "4", "seed": 3, "num_images": 2, "output_format": "webp",
-        "width": 512, "height": "384", "mask_invert": "true", "mask_blur": 4, "mask_grow": 0,
+        "width": 512, "height": "384", "mask_invert": "true", "mask_blur": 4, "mask_grow": 0, "mask_url": "http://m/",
         "strength": 0.5, "left": 64, "aspect_ratio": "16:9",  # other tools' fields: not sent
     }, "put the cup from image 2 on the table")
     assert body == {"prompt": "put the cup from image 2 on the table", "negative_prompt": "blur",
                     "num_inference_steps": 8, "guidance": 4.0, "seed": 3, "num_images": 2, "output_format": "webp",
                     "width": 512, "height": 384, "mask_invert": True, "mask_blur": 4, "mask_grow": 0}
+
+
+def test_mask_settings_go_only_with_a_mask():
+    """Dify sends each setting's default (blur 8, grow 8) whether or not a mask was given."""
+    settings = {"mask_invert": False, "mask_blur": 8, "mask_grow": 8, "seed": 1}
+    assert params.build_body("edit", settings, "x") == {"prompt": "x", "seed": 1}
+    with_mask = params.build_body("edit", {**settings, "mask": File("http://d/m")}, "x")
+    assert with_mask == {"prompt": "x", "seed": 1, "mask_invert": False, "mask_blur": 8, "mask_grow": 8}
 
 
 def test_edit_needs_an_instruction_and_a_size_pair():
