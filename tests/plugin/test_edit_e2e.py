@@ -19,7 +19,9 @@ LLM = {"provider": "langgenius/openai/openai", "model": "gpt-4o-mini", "model_ty
 
 @pytest.fixture(scope="module")
 def edit_server(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("edit-server"), EDIT_MODEL_ID="tiny", MAX_QUEUE="64")
+    # EDIT_INPUT_AREA: the pipeline VAE-encodes each input at about 1 MP by default, seconds per image on a CPU.
+    server = ServerProcess(tmp_path_factory.mktemp("edit-server"), EDIT_MODEL_ID="tiny", EDIT_INPUT_AREA="16384",
+                           MAX_QUEUE="64")
     server.start(timeout=300)
     yield server
     server.stop()
