@@ -91,16 +91,6 @@ def test_one_image_as_a_dify_file(plugin, edit_creds, edit_server, files, scene)
     assert result.blobs[0][0]["filename"].startswith(f"qwen_image_edit_{summary['job_id']}_0")
 
 
-def test_default_size_follows_image_one(plugin, edit_creds, files):
-    """No width/height: image 1's aspect ratio (3:2 here) at about one megapixel."""
-    wide = files.add("wide.png", picture((96, 64), (90, 90, 90), (10, 200, 10)))
-    result = ok(plugin, plugin.invoke("edit", edit_creds, {
-        "prompt": "add snow", "images": [files.file_param(wide)], "steps": 1, "seed": 1}))
-    (out,) = images(result)
-    width, height = out.size
-    assert abs(width / height - 1.5) < 0.05 and 0.8e6 < width * height < 1.2e6
-
-
 def test_two_images_a_file_then_a_url(plugin, edit_creds, files, scene, product):
     """As product_scene.yml wires it: image 1 a Dify file, image 2 from image_urls."""
     result = ok(plugin, plugin.invoke("edit", edit_creds, {
@@ -183,3 +173,11 @@ def test_a_server_without_the_edit_model_says_what_to_set(plugin, no_edit_server
     assert "does not serve the 'edit' task" in message and "operator must set EDIT_MODEL_ID" in message
     assert not result.blobs and plugin.alive()
     ok(plugin, plugin.invoke("generate", creds, {"prompt": "still here", **SMALL}))  # the other tools still work
+
+
+def test_edit_and_generate_take_turns_on_one_server(plugin, edit_creds, files, scene):
+    """The server holds two models; calls of either kind, one after the other, all succeed."""
+    for tool, params in [("generate", {"prompt": "a lantern"}), ("edit", {"prompt": "x", "image_urls": files.base + scene}),
+                         ("generate", {"prompt": "a boat"})]:
+        result = ok(plugin, plugin.invoke(tool, edit_creds, {**params, **SMALL}))
+        assert [img.size for img in images(result)] == [(64, 64)] and result.jsons[-1]["task"] == tool
