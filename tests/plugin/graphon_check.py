@@ -32,7 +32,8 @@ def check(path: str) -> dict:
             error = f"{type(exc).__name__}: {exc}"
         nodes[node["id"]] = {"class": node_class.__name__, "error": error}
     return {"load_status": str(plan.load_status), "load_reason": plan.load_reason,
-            "dependencies": [dependency.model_dump(mode="json", exclude={"source"}) for dependency in plan.dependencies],
+            "dependencies": [dependency.model_dump(mode="json", exclude={"source"})
+                             for dependency in plan.dependencies],
             "nodes": nodes}
 
 

@@ -177,7 +177,7 @@ def test_a_server_without_the_edit_model_says_what_to_set(plugin, no_edit_server
 
 def test_edit_and_generate_take_turns_on_one_server(plugin, edit_creds, files, scene):
     """The server holds two models; calls of either kind, one after the other, all succeed."""
-    for tool, params in [("generate", {"prompt": "a lantern"}), ("edit", {"prompt": "x", "image_urls": files.base + scene}),
-                         ("generate", {"prompt": "a boat"})]:
+    edit = {"prompt": "x", "image_urls": files.base + scene}
+    for tool, params in [("generate", {"prompt": "a lantern"}), ("edit", edit), ("generate", {"prompt": "a boat"})]:
         result = ok(plugin, plugin.invoke(tool, edit_creds, {**params, **SMALL}))
         assert [img.size for img in images(result)] == [(64, 64)] and result.jsons[-1]["task"] == tool
