@@ -202,7 +202,7 @@ def test_jobs_waiting_in_the_queue_survive_a_kill_9(tmp_path):
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # no worker accepting yet, or one still booting
         return False
 
 
