@@ -4,6 +4,7 @@ import logging
 import re
 import time
 from collections.abc import Generator, Mapping
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -227,9 +228,16 @@ class Client:
         )
 
     def fetch(self, url: str, deadline: float) -> bytes:
-        """Download one result image: a path like /v1/files/<name> on this server, where the key may go."""
+        """Download one result image: a path like /v1/files/<name> on this server, where the key may go.
+
+        An absolute URL (the server's PUBLIC_BASE_URL, which may not be how this plugin reaches it) is read
+        for its path only: the download always goes to the configured server, never to another host.
+        """
         if url.startswith(self.base + "/"):
             url = url[len(self.base):]
+        elif url.startswith(("http://", "https://")):
+            parts = urlsplit(url)
+            url = parts.path + (f"?{parts.query}" if parts.query else "")
         if not url.startswith("/v1/files/"):
             raise ServerError(f"The inference server at {self.base} returned an image URL outside it: {url!r}.")
         resp = self._request(self._http, "GET", url, max(5.0, deadline - time.monotonic()))
