@@ -61,15 +61,6 @@ def test_generations_as_a_signed_url_that_opens_without_the_key(client, live_ser
     assert Image.open(io.BytesIO(fetched.content)).size == (48, 48)
 
 
-def test_an_openai_size_maps_to_the_models_recommended_size_with_a_notice(client):
-    # the arguments of Dify's DALL·E 3 tool, but one step (num_inference_steps wins over quality)
-    answer = client.images.generate(prompt="a kite", model="dall-e-3", size="1792x1024", n=1, style="vivid",
-                                    quality="standard", response_format="b64_json",
-                                    extra_body={"seed": 4, "num_inference_steps": 1})
-    assert decoded(answer.data[0]).size == (1664, 928)  # Qwen-Image's 16:9
-    assert any("1792x1024" in notice and "1664x928" in notice for notice in answer.model_extra["notices"])
-
-
 def test_quality_presets_are_shares_of_the_models_default_steps(client):
     answer = client.images.generate(prompt="a kite", size="32x32", quality="medium", extra_body={"seed": 4})
     assert "Steps: 25," in decoded(answer.data[0]).text["parameters"]  # half of Qwen-Image's 50

@@ -1,10 +1,15 @@
-"""Which task an OpenAI edit runs, in process: the edit model's task when it is registered and served, else img2img."""
+"""OpenAI's Images API in process (a fake engine): which task an edit runs, and how sizes map.
+
+The official SDK talks to the app through httpx's WSGI transport: the real client, with no server process.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import httpx
+import openai
 from PIL import Image
 
 from inference_server import plans
@@ -57,4 +62,21 @@ def test_an_edit_task_whose_model_is_not_served_falls_back_to_img2img(tmp_path):
     assert client.get(f"/v1/jobs/{answer.get_json()['job_id']}").get_json()["task"] == "img2img"
     several = edit(client, 2)
     assert several.status_code == 400 and several.get_json()["error"]["param"] == "image"
+    app.config["JOBS"].stop()
+
+
+def test_dify_dalle3_arguments_map_to_the_models_recommended_size_with_a_notice(tmp_path):
+    app, _client = build(tmp_path)
+    client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", max_retries=0,
+                           http_client=httpx.Client(transport=httpx.WSGITransport(app=app)))
+    # what Dify's DALL·E 3 tool sends for "horizontal"
+    answer = client.images.generate(prompt="a kite", model="dall-e-3", size="1792x1024", n=1, style="vivid",
+                                    quality="standard", response_format="b64_json")
+    image = Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json)))
+    assert image.size == (1664, 928) and answer.size == "1664x928"  # Qwen-Image's 16:9
+    assert any("1792x1024" in notice and "1664x928" in notice for notice in answer.model_extra["notices"])
+    square = client.images.generate(prompt="a kite", size="512x512", extra_body={"num_inference_steps": 1})
+    assert square.size == "1328x1328"
+    exact = client.images.generate(prompt="a kite", size="200x120", extra_body={"num_inference_steps": 1})
+    assert exact.size == "208x128" and any("snapped" in notice for notice in exact.model_extra["notices"])
     app.config["JOBS"].stop()
