@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test keys package bench reliability clean
+.PHONY: venv run test image-test keys package bench reliability screenshots clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,9 @@ run: venv  ## the inference server on 127.0.0.1:8000 (the tiny model on a machin
 test: venv  ## the whole suite
 	$(BIN)/python -m pytest
 
+image-test: venv  ## build the Dockerfile with podman on a local Debian base, run it, generate (root; apt: podman runc debootstrap)
+	IMAGE_TEST=1 $(BIN)/python -m pytest tests/deploy -s
+
 keys: venv  ## keys/qwen_image.{private,public}.pem: a PKCS#1 key pair to sign the package with
 	$(BIN)/python -m plugin_packaging.signing keys --out keys
 
@@ -34,3 +37,6 @@ reliability: venv  ## load, soak and crash scenarios -> docs/reliability.md
 
 clean:
 	rm -rf dist data .pytest_cache
+
+screenshots: venv  ## docs/screenshots/*.png: every playground tab in English and Chinese (needs Chromium)
+	$(BIN)/python -m tests.ui.screenshots

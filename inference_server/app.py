@@ -14,7 +14,9 @@ from flask import Flask, g, request
 from PIL import Image
 
 from inference_server import logs
-from inference_server.api import errors, jobs, meta, openai_images, openapi, security, tasks, tool_schema
+from inference_server.api import (
+    errors, job_list, jobs, meta, openai_images, openapi, playground, security, tasks, tool_schema,
+)
 from inference_server.api.file_links import FileLinks
 from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
@@ -54,7 +56,8 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     _access_log(app)
     errors.register(app)
     security.register(app)
-    for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, tool_schema.bp, openai_images.bp):
+    for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, job_list.bp, playground.bp, tool_schema.bp,
+                      openai_images.bp):
         app.register_blueprint(blueprint)
     return app
 

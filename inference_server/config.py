@@ -44,6 +44,11 @@ class Settings:
     header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408
     max_waits_per_key: int = 64  # concurrent long-polls and event streams per API key (or client address)
+    safety_checker: str = "none"  # none | nudenet | classifier:<hub id or folder> (docs/safety.md)
+    safety_labels: tuple[str, ...] = ()  # the labels that count as unsafe; empty: the checker's own
+    safety_threshold: float = 0.5
+    safety_policy: str = "block"  # flag | blur | block, for an image the checker finds unsafe
+    prompt_blocklist: str = ""  # a file of words and patterns refused in prompts
     public_base_url: str = ""  # how clients reach the server (https://host[:port]): absolute links and schemas
     file_url_secret: str = ""  # signs /v1/files links; empty: generated once into DATA_DIR/file_url_secret
     file_url_ttl_s: float = 86400.0  # how long a signed file link opens without the key

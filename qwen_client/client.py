@@ -4,12 +4,12 @@ import logging
 import re
 import time
 from collections.abc import Generator, Mapping
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from qwen_client import results
 from qwen_client.config import Settings
 from qwen_client.errors import JobError, QwenImageError, ServerError
 
@@ -73,6 +73,7 @@ class Client:
     def __init__(self, settings: Settings, field_labels: Mapping[str, str] | None = None):
         self.base = settings.server_url
         self.budget_s = settings.budget_s
+        self._api_key = settings.api_key
         self._labels = dict(field_labels or {})
         # A POST answered 502/504 by a proxy may still have been accepted: retry only 503.
         self._http = _session(settings.api_key, _retry({"GET", "DELETE"}, (502, 503, 504)))
@@ -224,26 +225,12 @@ class Client:
         raise JobError(
             f"Job {job_id} on {self.base} {status}: {error.get('code', 'unknown')}: "
             f"{error.get('message', 'no details')}",
-            job_id,
+            job_id, error.get("code"),
         )
 
-    def fetch(self, url: str, deadline: float) -> bytes:
-        """Download one result image: a path like /v1/files/<name> on this server, where the key may go.
-
-        An absolute URL (the server's PUBLIC_BASE_URL, which may not be how this plugin reaches it) is read
-        for its path only: the download always goes to the configured server, never to another host.
-        """
-        if url.startswith(self.base + "/"):
-            url = url[len(self.base):]
-        elif url.startswith(("http://", "https://")):
-            parts = urlsplit(url)
-            url = parts.path + (f"?{parts.query}" if parts.query else "")
-        if not url.startswith("/v1/files/"):
-            raise ServerError(f"The inference server at {self.base} returned an image URL outside it: {url!r}.")
-        resp = self._request(self._http, "GET", url, max(5.0, deadline - time.monotonic()))
-        if resp.status_code >= 400:
-            raise self._error(resp)
-        return resp.content
+    def result_fetcher(self, deadline: float, wanted: int) -> results.ResultFetcher:
+        """Downloads for this call's result images, capped and bounded by the deadline."""
+        return results.ResultFetcher(self.base, self._api_key, deadline, wanted)
 
     @staticmethod
     def _wait_slice(deadline: float) -> int:

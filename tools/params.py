@@ -116,6 +116,12 @@ def build_body(task: str, params: Mapping, prompt: str) -> dict:
     return body
 
 
+def source_parameter(name: str, params: Mapping) -> str:
+    """The tool parameter an image input's URL came from, for error messages: a file or '<name>_url'."""
+    file = params.get(name)
+    return name if file else f"{name}_url"
+
+
 def image_sources(task: str, params: Mapping) -> dict[str, str]:
     """The URL of each image input: the Dify file wins over the agent's *_url string."""
     sources = {}

@@ -80,6 +80,12 @@ def build_spec(server_url: str, tasks: TaskRegistry) -> dict:
             "delete": {"operationId": "cancelJob", "summary": "Cancel a queued or running job",
                        "parameters": [job_id],
                        "responses": {"200": {"description": "The job", **_JOB}, "404": _ERROR, "409": _ERROR}}},
+        "/v1/jobs": {"get": {
+            "operationId": "listJobs", "summary": "Recent jobs, newest first; pass next_before as before for more",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 100, "default": 20}},
+                           {"name": "before", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "{jobs: [Job], next_before: string | null}"}, "422": _ERROR}}},
         "/v1/jobs/{job_id}/events": {"get": {
             "operationId": "jobEvents", "summary": "The job's changes as Server-Sent Events",
             "parameters": [job_id], "responses": {"200": {"description": "text/event-stream"}, "404": _ERROR}}},

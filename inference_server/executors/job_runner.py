@@ -20,6 +20,8 @@ from inference_server.config import Settings
 from inference_server.errors import JobFailure
 from inference_server.executors.events import DeviceFree, Done, Failed, ImagesStored, JobEvent, Progress, StoredImage
 from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
+from inference_server.safety import policy
+from inference_server.safety.checkers import SafetyUnavailable, load_checker
 from inference_server.storage.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class JobRunner:
         self.settings = settings
         self.files = FileStore(settings.data_dir / "files")
         self._emit = emit
+        # Loaded before the engine reports ready: a checker that cannot load is a load failure /readyz names.
+        self.checker = load_checker(settings.safety_checker, settings.safety_labels, settings.safety_threshold)
         self._cancelled: set[str] = set()
         self._cancel_lock = threading.Lock()
         self._overlap = settings.overlaps_finishing(engine.device)
@@ -84,14 +88,17 @@ class JobRunner:
             model_id = self.engine.model_id(plan.model)
             encoded = []
             for seed, image in zip(plan.seeds, raw):
-                final = apply_finish(plan.finish, image)
+                final, safety = self._screen(apply_finish(plan.finish, image))
                 text = a1111_parameters(plan.params, seed, model_id) if self.settings.png_metadata else None
-                encoded.append((seed, encode_image(final, plan.params["output_format"], text), final.size))
+                data = None if final is None else encode_image(final, plan.params["output_format"], text)
+                encoded.append((seed, data, image.size if final is None else final.size, safety))
             if self._is_cancelled(job_id):  # it came while the images were encoded: store nothing
                 raise JobFailure("cancelled", "cancelled while running")
-            images = tuple(self._store(plan.params["output_format"], seed, data, size)
-                           for seed, data, size in encoded)
-            self._emit(ImagesStored(job_id, images, model_id))
+            images = tuple(self._store(plan.params["output_format"], *image) for image in encoded)
+            self._emit(ImagesStored(job_id, images, model_id))  # blocked ones too: the service counts them
+            if policy.all_blocked([image.safety for image in images]):
+                raise JobFailure(policy.UNSAFE_CONTENT, "every image of this job was blocked by the server's "
+                                                        "content policy (SAFETY_POLICY=block)")
             self._emit(Done(job_id, {"run_s": round(time.monotonic() - started, 3)}))
         except Exception as exc:
             self._end_failed(job_id, exc)
@@ -100,13 +107,25 @@ class JobRunner:
                 self._cancelled.discard(job_id)
             release_free_heap()
 
-    def _store(self, output_format: str, seed: int, data: bytes, size: tuple[int, int]) -> StoredImage:
+    def _screen(self, image):
+        """(image to store or None, its safety entry); never an unchecked image."""
+        try:
+            return policy.screen(self.checker, image, self.settings.safety_policy)
+        except SafetyUnavailable as exc:
+            log.error("the safety checker failed: %s", exc)
+            raise JobFailure("safety_unavailable", "the safety checker failed, so no image is returned "
+                                                   "(see the server log)") from None
+
+    def _store(self, output_format: str, seed: int, data: bytes | None, size: tuple[int, int],
+               safety: dict) -> StoredImage:
+        if data is None:  # blocked: nothing touches the disk
+            return StoredImage("", seed, size[0], size[1], "", safety)
         try:
             name = self.files.save(data, EXTENSIONS[output_format])
         except OSError as exc:
             log.error("could not store an image: %s", exc)
             raise JobFailure("storage", "the result could not be stored (see the server log)") from None
-        return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format])
+        return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format], safety)
 
     def _end_failed(self, job_id: str, exc: Exception) -> None:
         with self._cancel_lock:

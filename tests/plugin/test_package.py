@@ -13,7 +13,8 @@ import pytest
 from tests.plugin.harness import ROOT, PluginProcess
 
 FORBIDDEN = re.compile(r"^(inference_server|tests|bench|docs|examples|plugin_packaging|dist|\.venv|\.git|\.ci)/"
-                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env|^\.difyignore$|\.pem$|^keys/")
+                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env|^\.difyignore$|\.pem$"
+                       r"|^keys/|^Dockerfile$|^compose\.yaml$")
 REQUIRED = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", "_assets/icon.svg",
             "provider/qwen_image.yaml", "provider/qwen_image.py", "qwen_client/client.py", "tools/invoke.py",
             *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img") for ext in ("py", "yaml")),

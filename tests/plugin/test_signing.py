@@ -111,7 +111,7 @@ def test_the_daemons_verifier_accepts_the_signed_package(signed, keys):
 def test_a_tampered_package_fails_verification(signed, keys):
     package, _, _ = signed
     public = keys[1].read_bytes()
-    edited = rewritten(package, lambda name, data: data + b"\n# injected" if name == "tools/runner.py" else data)
+    edited = rewritten(package, lambda name, data: data + b"\n# injected" if name == "tools/invoke.py" else data)
     assert not daemon_verifies(edited, public)
     unchanged = rewritten(package, lambda name, data: data)
     assert daemon_verifies(unchanged, public)  # the rewrite alone keeps it valid: the edit is what fails

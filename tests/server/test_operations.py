@@ -120,7 +120,8 @@ def test_info_openapi_and_metrics(ops_server):
     operations = [op for item in spec["paths"].values() for op in item.values()]
     ids = [op["operationId"] for op in operations]
     assert len(ids) == len(set(ids)) == 14
-    assert {"generate", "inpaint", "outpaint", "img2img", "getJob", "cancelJob", "jobEvents", "getFile"} <= set(ids)
+    assert {"generate", "inpaint", "outpaint", "img2img", "getJob", "cancelJob", "jobEvents", "getFile",
+            "listJobs"} <= set(ids)
     properties = spec["components"]["schemas"]["InpaintRequest"]["properties"]
     assert {"prompt", "image", "mask", "region", "inpaint_area", "mask_blur"} <= set(properties)
 

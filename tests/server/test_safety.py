@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageStat
 from inference_server.safety import checkers, policy
 from inference_server.safety.blocklist import Blocklist
 from inference_server.safety.checkers import SafetyUnavailable, Verdict, load_checker
+from tests.server.tiny_vit import save_tiny_vit
 from tests.support import ROOT
 
 
@@ -76,15 +77,7 @@ def test_nudenet_labels_and_threshold_reach_the_verdict(nudenet):
 
 @pytest.fixture(scope="module")
 def vit_folder(tmp_path_factory):
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    folder = tmp_path_factory.mktemp("tiny_vit")
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, num_labels=2, id2label={0: "normal", 1: "nsfw"},
-                       label2id={"normal": 0, "nsfw": 1})
-    ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return save_tiny_vit(tmp_path_factory.mktemp("tiny_vit"))
 
 
 @pytest.fixture(scope="module")
