@@ -22,6 +22,10 @@ class Settings:
     data_dir: Path = Path("data")
     api_keys: tuple[str, ...] = ()
     device: str = "auto"
+    edit_model_id: str = ""  # empty: Qwen/Qwen-Image-Edit-2509 on CUDA, none on a CPU-only machine; tiny; none
+    edit_placement: str = "auto"  # gpu | swap | auto: both transformers resident, or the idle one parked on the host
+    edit_device: str = ""  # empty: DEVICE; cuda:1 puts the edit model on a second GPU
+    edit_input_area: int = 0  # pixels Edit Plus VAE-encodes each input image at; 0: the pipeline's own (~1 MP)
     torch_dtype: str = "auto"
     enable_cpu_offload: str = "auto"  # auto: only when the weights do not fit the GPU
     vae_tiling: bool = False

@@ -78,7 +78,7 @@ QWEN_EDIT_SINGLE = dataclasses.replace(QWEN_EDIT, name="qwen-image-edit-single",
 # checkpoint is not a text-to-image one, though both names start with "QwenImage".
 _TEXT_TO_IMAGE = {"QwenImagePipeline": QWEN, "FluxPipeline": FLUX, "StableDiffusionXLPipeline": SDXL}
 _EDIT = {"QwenImageEditPipeline": QWEN_EDIT_SINGLE, "QwenImageEditPlusPipeline": QWEN_EDIT}
-KINDS = {"text2image": _TEXT_TO_IMAGE, "edit": _EDIT}
+KINDS = {"text2image": _TEXT_TO_IMAGE, "instruction": _EDIT}
 
 
 def family_for(config: dict, kind: str = "text2image") -> Family:
@@ -89,7 +89,7 @@ def family_for(config: dict, kind: str = "text2image") -> Family:
     other = next((name for name, known in KINDS.items() if class_name in known), None)
     if other:
         raise ValueError(f"{class_name} is an {other} pipeline, not a {kind} one: "
-                         + ("set it as EDIT_MODEL_ID instead of MODEL_ID" if other == "edit" else "check the model id"))
+                         + ("set it as EDIT_MODEL_ID instead of MODEL_ID" if other == "instruction" else "check the model id"))
     supported = ", ".join(KINDS[kind])
     raise ValueError(f"unsupported pipeline class {class_name or '(none)'}: supported {kind} pipelines are {supported}")
 

@@ -79,6 +79,21 @@ class Img2ImgRequest(PromptRequired):
         return self
 
 
+class EditRequest(PromptRequired):
+    """An instruction (`prompt`) applied to image 1, with up to two reference images; optionally inside a mask."""
+
+    width: int | None = Field(None, ge=16, le=4096)
+    height: int | None = Field(None, ge=16, le=4096)
+    mask_invert: bool = False
+    mask_blur: int = Field(8, ge=0, le=64)
+    mask_grow: int = Field(8, ge=0, le=128)
+
+    @model_validator(mode="after")
+    def _size(self) -> "EditRequest":
+        _pair(self.width, self.height)
+        return self
+
+
 class Region(BaseModel):
     model_config = ConfigDict(extra="forbid")
     x: int = Field(ge=0)

@@ -64,6 +64,8 @@ class JobRunner:
                                           should_stop=lambda: self._is_cancelled(job_id))
             if self._is_cancelled(job_id):  # it came during the last decode: the caller was told it is cancelled
                 raise JobFailure("cancelled", "cancelled while running")
+            swaps = getattr(self.engine, "swaps", None)  # a fake engine in tests may have no placement at all
+            timings = {"swap_s": round(self.engine.last_swap_s, 3)} if swaps and swaps() else {}
         except Exception as exc:
             self._end_failed(job_id, exc)
             release_free_heap()
@@ -71,9 +73,9 @@ class JobRunner:
         self._wait_for_previous_finish()
         if self._overlap:
             self._emit(DeviceFree(job_id))
-            self._previous_finish = self._finisher.submit(self._finish, job_id, plan, raw, fault, started)
+            self._previous_finish = self._finisher.submit(self._finish, job_id, plan, raw, fault, started, timings)
         else:
-            self._finish(job_id, plan, raw, fault, started)
+            self._finish(job_id, plan, raw, fault, started, timings)
 
     def _wait_for_previous_finish(self) -> None:
         if self._previous_finish is not None:
@@ -82,7 +84,7 @@ class JobRunner:
             except Exception:  # already reported as the job's failure; it must not stop this one
                 log.exception("finishing the previous job failed")
 
-    def _finish(self, job_id: str, plan, raw: list, fault: str | None, started: float) -> None:
+    def _finish(self, job_id: str, plan, raw: list, fault: str | None, started: float, timings: dict) -> None:
         try:
             self.engine.before_encoding(fault)
             model_id = self.engine.model_id(plan.model)
@@ -99,7 +101,7 @@ class JobRunner:
             if policy.all_blocked([image.safety for image in images]):
                 raise JobFailure(policy.UNSAFE_CONTENT, "every image of this job was blocked by the server's "
                                                         "content policy (SAFETY_POLICY=block)")
-            self._emit(Done(job_id, {"run_s": round(time.monotonic() - started, 3)}))
+            self._emit(Done(job_id, {**timings, "run_s": round(time.monotonic() - started, 3)}))
         except Exception as exc:
             self._end_failed(job_id, exc)
         finally:

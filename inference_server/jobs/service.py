@@ -23,6 +23,7 @@ from inference_server.jobs.restart import SavedInputs
 from inference_server.jobs.status import ENDED, JobStatus
 from inference_server.jobs.store import JobStore
 from inference_server.metrics import Metrics
+from inference_server.model_names import SETTINGS
 from inference_server.plans import Limits, Plan
 from inference_server.safety import policy
 from inference_server.safety.blocklist import Blocklist
@@ -95,7 +96,7 @@ class JobService:
         if models is None:
             raise ApiError(503, "not_ready", self.not_ready_reason() or "not ready", headers={"Retry-After": "5"})
         if model_name not in models:
-            env = "EDIT_MODEL_ID" if model_name == "edit" else "the model settings"
+            env = SETTINGS.get(model_name, "the model settings")
             raise ApiError(404, "task_unavailable", f"this task needs the {model_name!r} model, which this server "
                                                     f"does not serve: set {env}")
         return models[model_name]
@@ -296,6 +297,8 @@ class JobService:
                     images = event.images
                     self._count_safety_actions(images)
                 elif isinstance(event, Done):
+                    if "swap_s" in event.timings:  # it waited for its transformer to be moved in
+                        job.record["timings"] = {**job.record.get("timings", {}), "swap_s": event.timings["swap_s"]}
                     self._succeed(job, images)
                 elif isinstance(event, Failed):
                     status = JobStatus.CANCELLED if event.code == "cancelled" else JobStatus.FAILED

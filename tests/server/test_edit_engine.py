@@ -223,8 +223,8 @@ def test_edit_calls_take_one_to_max_images():
 
 def test_edit_families_come_from_the_checkpoints_class(folders):
     edit_index = json.loads((folders["edit"] / "model_index.json").read_text())
-    assert family_for(edit_index, "edit") is QWEN_EDIT and QWEN_EDIT.max_images == 3
-    assert family_for(dict(edit_index, _class_name="QwenImageEditPipeline"), "edit") is QWEN_EDIT_SINGLE
+    assert family_for(edit_index, "instruction") is QWEN_EDIT and QWEN_EDIT.max_images == 3
+    assert family_for(dict(edit_index, _class_name="QwenImageEditPipeline"), "instruction") is QWEN_EDIT_SINGLE
     assert QWEN_EDIT_SINGLE.max_images == 1 and QWEN.max_images == 0
     with pytest.raises(ValueError, match="EDIT_MODEL_ID"):
         family_for(edit_index, "text2image")  # an edit checkpoint is never served as Qwen-Image
