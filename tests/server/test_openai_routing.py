@@ -12,23 +12,15 @@ import httpx
 import openai
 from PIL import Image
 
-from inference_server import plans
-from inference_server.schemas import Img2ImgRequest
-from inference_server.tasks import DEFAULT_TASKS, ImageInput, TaskSpec
+from tests.server.fake_engine import FakeEngine
 from tests.server.test_architecture import build
 
 
-def plan_multi_edit(request, images, family, limits):
-    """Stands in for the edit model's task: several input images, the first one redrawn."""
-    return plans.plan_img2img(request, {"image": images["images[0]"]}, family, limits)
+class BaseOnlyEngine(FakeEngine):
+    """A server without an edit model (no EDIT_MODEL_ID)."""
 
-
-def registry_with_edit(model: str):
-    registry = DEFAULT_TASKS.copy()
-    registry.register(TaskSpec("edit", "Edit images from an instruction", Img2ImgRequest,
-                               (ImageInput("images", True, "Images to edit", max_count=3),), plan_multi_edit,
-                               "image2image", model=model))
-    return registry
+    def model_infos(self) -> dict:
+        return {"base": super().model_infos()["base"]}
 
 
 def png(color) -> bytes:
@@ -44,19 +36,20 @@ def edit(client, count: int):
 
 
 def test_an_edit_without_a_mask_goes_to_the_served_edit_task_with_every_image(tmp_path):
-    app, client = build(tmp_path, registry_with_edit("base"))
+    app, client = build(tmp_path)  # the fake engine serves an edit model
     answer = edit(client, 3)
     assert answer.status_code == 200, answer.get_json()
     job = client.get(f"/v1/jobs/{answer.get_json()['job_id']}").get_json()
-    assert job["task"] == "edit"
-    assert Image.open(io.BytesIO(base64.b64decode(answer.get_json()["data"][0]["b64_json"]))).size == (32, 32)
+    assert job["task"] == "edit" and job["params"]["images"] == 3  # image 1 edited, two references
+    size = Image.open(io.BytesIO(base64.b64decode(answer.get_json()["data"][0]["b64_json"]))).size
+    assert size == (job["params"]["width"], job["params"]["height"])
     too_many = edit(client, 4)
     assert too_many.status_code == 400 and too_many.get_json()["error"]["param"] == "image"
     app.config["JOBS"].stop()
 
 
 def test_an_edit_task_whose_model_is_not_served_falls_back_to_img2img(tmp_path):
-    app, client = build(tmp_path, registry_with_edit("edit"))  # the fake engine serves only `base`
+    app, client = build(tmp_path, engine_loader=lambda _settings: BaseOnlyEngine())
     answer = edit(client, 1)
     assert answer.status_code == 200, answer.get_json()
     assert client.get(f"/v1/jobs/{answer.get_json()['job_id']}").get_json()["task"] == "img2img"
