@@ -119,7 +119,7 @@ def test_info_openapi_and_metrics(ops_server):
     assert spec["openapi"].startswith("3.") and spec["servers"][0]["url"] == ops_server.url
     operations = [op for item in spec["paths"].values() for op in item.values()]
     ids = [op["operationId"] for op in operations]
-    assert len(ids) == len(set(ids)) == 15
+    assert len(ids) == len(set(ids)) == 16
     assert {"generate", "inpaint", "outpaint", "img2img", "getJob", "cancelJob", "jobEvents", "getFile",
             "listJobs"} <= set(ids)
     properties = spec["components"]["schemas"]["InpaintRequest"]["properties"]
