@@ -53,6 +53,10 @@ class Settings:
     safety_threshold: float = 0.5
     safety_policy: str = "block"  # flag | blur | block, for an image the checker finds unsafe
     prompt_blocklist: str = ""  # a file of words and patterns refused in prompts
+    public_base_url: str = ""  # how clients reach the server (https://host[:port]): absolute links and schemas
+    file_url_secret: str = ""  # signs /v1/files links; empty: generated once into DATA_DIR/file_url_secret
+    file_url_ttl_s: float = 86400.0  # how long a signed file link opens without the key
+    openai_wait_s: float = 300.0  # how long the OpenAI Images endpoints wait for a job before answering
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
 
     @classmethod

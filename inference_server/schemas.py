@@ -101,6 +101,17 @@ class Region(BaseModel):
     width: int = Field(ge=1)
     height: int = Field(ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        """`"x,y,width,height"` too: tools whose parameters are flat strings (Dify's custom tools) send it so."""
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) != 4 or not all(part.lstrip("-").isdigit() for part in parts):
+            raise ValueError('give {"x", "y", "width", "height"} or the text "x,y,width,height" in pixels')
+        return dict(zip(("x", "y", "width", "height"), map(int, parts)))
+
 
 class InpaintRequest(TaskRequest):
     region: Region | None = None

@@ -130,3 +130,15 @@ DEFAULT_TASKS = TaskRegistry((
              EditRequest, (ImageInput("images", True, _EDIT_IMAGES, max_count=3),
                            ImageInput("mask", False, _EDIT_MASK)), plans.plan_edit, "instruction", model=EDIT),
 ))
+
+# The tasks behind OpenAI's Images API (api/openai_images.py), preferred first: an operation runs the first one
+# registered whose model is served. An edit without a mask goes to `edit` when an edit model is served.
+OPENAI_IMAGE_TASKS = {"generations": ("generate",), "masked_edits": ("inpaint",), "edits": ("edit", "img2img")}
+
+
+def first_served(registry: TaskRegistry, names: tuple[str, ...], served_models) -> TaskSpec | None:
+    """The first of `names` that is registered and whose model is among `served_models`."""
+    for name in names:
+        if name in registry and registry.get(name).model in served_models:
+            return registry.get(name)
+    return None

@@ -59,4 +59,5 @@ def list_jobs():
             except ApiError:
                 out.append(jobs.board.public(record))
     next_before = cursor_of(page[-1]) if len(records) > limit else None
-    return jsonify({"jobs": out, "next_before": next_before})
+    links = current_app.config["FILE_LINKS"]  # signed image links (api/file_links.py)
+    return jsonify({"jobs": [links.render(job) for job in out], "next_before": next_before})
