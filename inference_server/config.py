@@ -33,6 +33,13 @@ class Settings:
     compile_transformer: bool = False
     overlap_finishing: str = "auto"  # encode a job's images while the device runs the next; auto: on a GPU
     lightning_lora: str = ""  # local path of the Qwen-Image-Lightning LoRA: fast mode
+    storage: str = "disk"  # disk | s3: where result images go
+    s3_endpoint_url: str = ""  # empty: AWS itself
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = "us-east-1"
+    s3_public_endpoint_url: str = ""  # the host clients reach for presigned links, when not S3_ENDPOINT_URL
+    s3_presign: bool = True  # /v1/files/{name} redirects to a presigned URL; off: the server streams the object
     max_queue: int = 32
     job_timeout_s: float = 600.0
     worker_stall_s: float = 300.0

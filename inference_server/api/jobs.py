@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, stream_with_context
 
 from inference_server.api.decoding import wait_seconds
 from inference_server.errors import ApiError
@@ -50,7 +50,30 @@ def job_events(job_id: str):
 
 @bp.get("/v1/files/<name>")
 def get_file(name: str):
-    path = current_app.config["JOBS"].files.path(name)
+    settings, files = current_app.config["SETTINGS"], current_app.config["JOBS"].files
+    if settings.storage == "s3":
+        return _object(settings, files, name)
+    path = files.path(name)
     if path is None:
-        raise ApiError(404, "file_not_found", "no such file (it may have expired)", "name")
+        raise _NOT_FOUND
     return send_file(path, mimetype=_MIME_BY_EXTENSION[path.suffix.lstrip(".")], max_age=86400, etag=True)
+
+
+_NOT_FOUND = ApiError(404, "file_not_found", "no such file (it may have expired)", "name")
+
+
+def _object(settings, files, name: str):
+    """From the bucket: a redirect to a presigned URL (S3_PRESIGN=1), or the bytes streamed through."""
+    extension = name.rsplit(".", 1)[-1]
+    try:
+        if extension not in _MIME_BY_EXTENSION or not files.exists(name):
+            raise _NOT_FOUND
+        if settings.s3_presign:
+            return redirect(files.presigned_url(name, int(settings.file_url_ttl_s)), code=302)
+        data = files.read(name)
+    except RuntimeError:  # the bucket is unreachable: say so, without its details
+        raise ApiError(503, "storage_unavailable", "the result store cannot be read now; try again",
+                       headers={"Retry-After": "5"}) from None
+    if data is None:
+        raise _NOT_FOUND
+    return Response(data, mimetype=_MIME_BY_EXTENSION[extension], headers={"Cache-Control": "max-age=86400"})

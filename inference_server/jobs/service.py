@@ -27,7 +27,7 @@ from inference_server.model_names import SETTINGS
 from inference_server.plans import Limits, Plan
 from inference_server.safety import policy
 from inference_server.safety.blocklist import Blocklist
-from inference_server.storage.files import FileStore
+from inference_server.storage import open_store
 from inference_server.tasks import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,12 @@ class JobService:
         self.tasks = tasks
         self.limits = Limits(settings.max_pixels, settings.masked_min_size)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
-        self.files = FileStore(settings.data_dir / "files")
+        self.files = open_store(settings)
         self.saved = SavedInputs(self.store)
         self.blocklist = Blocklist.from_file(settings.prompt_blocklist) if settings.prompt_blocklist else None
         self.safety_tag = policy.cache_tag(settings.safety_checker, settings.safety_policy, settings.safety_labels,
                                            settings.safety_threshold)
-        self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"])
-                                                                         for i in images if i.get("name")))
+        self.cache = ResultCache(settings.cache_size, self._files_exist)
         # Held from "these files exist" to "a saved job lists them", and by cleanup: a file is never deleted
         # between the two (a cache hit, or a new result with the bytes of an expiring one).
         self._file_references = threading.Lock()
@@ -61,6 +60,14 @@ class JobService:
         self._gave_up = False  # the models failed to load
         self.interrupted_at_start = 0
         metrics.queue_depth.set_function(lambda: len(self.board.queue))
+
+    def _files_exist(self, images: list[dict]) -> bool:
+        """Still there (expiry may have taken them); a store that cannot say means no cache hit."""
+        try:
+            return all(self.files.exists(image["name"]) for image in images if image.get("name"))
+        except RuntimeError:
+            log.exception("could not look up cached result files")
+            return False
 
     def start(self) -> None:
         """Settle the last run's leftovers, start the executor and the dispatcher."""
@@ -356,7 +363,10 @@ class JobService:
             except Exception:
                 log.exception("could not remove expired results")
                 return
-            self.files.remove(stale, untouched_since=cutoff)
+            try:
+                self.files.remove(stale, untouched_since=cutoff)
+            except RuntimeError:
+                log.exception("could not remove expired result files")
 
     def stop(self) -> None:
         self.executor.stop()
