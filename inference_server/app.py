@@ -14,7 +14,7 @@ from flask import Flask, g, request
 from PIL import Image
 
 from inference_server import logs
-from inference_server.api import errors, job_list, jobs, meta, openapi, playground, security, tasks
+from inference_server.api import errors, job_list, jobs, meta, openapi, playground, rate_limits, security, tasks
 from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
 from inference_server.executors.events import Executor
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     _access_log(app)
     errors.register(app)
     security.register(app)
+    rate_limits.register(app)  # after the key check
     for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, job_list.bp, playground.bp):
         app.register_blueprint(blueprint)
     return app

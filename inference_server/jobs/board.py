@@ -45,15 +45,16 @@ class JobBoard:
         self.version += 1
         self.changed.notify_all()
 
-    def get(self, job_id: str) -> dict:
+    def get(self, job_id: str, viewer: str | None = None) -> dict:
+        """The public job; with `viewer` (a key's fingerprint), 404 unless that key submitted it, as if unknown."""
         with self.changed:
             job = self.live.get(job_id)
             if job is not None:
                 record = dict(job.record)
                 record["position"] = self.position(job)
-                return self.public(record)
-        record = self.store.get(job_id) if _looks_like_id(job_id) else None
-        if record is None:
+        if job is None:
+            record = self.store.get(job_id) if _looks_like_id(job_id) else None
+        if record is None or (viewer is not None and record.get("owner") != viewer):
             raise ApiError(404, "job_not_found", f"no job {job_id!r} (it may have expired)", "id")
         return self.public(record)
 
@@ -104,7 +105,7 @@ class JobBoard:
                 yield None  # outside the lock: a slow client must not hold up the dispatcher
 
     def public(self, record: dict) -> dict:
-        out = {k: v for k, v in record.items() if not k.endswith("_ts")}
+        out = {k: v for k, v in record.items() if not k.endswith("_ts") and k != "owner"}
         out["created_at"] = _iso(record["created_ts"])
         out["finished_at"] = _iso(record["finished_ts"]) if record.get("finished_ts") else None
         out["images"] = [{k: v for k, v in image.items() if k != "name"} for image in record["images"]]
