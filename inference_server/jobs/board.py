@@ -46,7 +46,10 @@ class JobBoard:
         self.changed.notify_all()
 
     def get(self, job_id: str, viewer: str | None = None) -> dict:
-        """The public job; with `viewer` (a key's fingerprint), 404 unless that key submitted it, as if unknown."""
+        """The public job; with `viewer` (a key's fingerprint), 404 unless that key submitted it, as if unknown.
+
+        A job with no owner (stored before keys were set, or by a version before keys were tenants) is shared.
+        """
         with self.changed:
             job = self.live.get(job_id)
             if job is not None:
@@ -54,7 +57,7 @@ class JobBoard:
                 record["position"] = self.position(job)
         if job is None:
             record = self.store.get(job_id) if _looks_like_id(job_id) else None
-        if record is None or (viewer is not None and record.get("owner") != viewer):
+        if record is None or (viewer is not None and record.get("owner") not in (None, viewer)):
             raise ApiError(404, "job_not_found", f"no job {job_id!r} (it may have expired)", "id")
         return self.public(record)
 

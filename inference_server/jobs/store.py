@@ -160,20 +160,20 @@ class JobStore:
             except (ValueError, TypeError, RecursionError):
                 fields = None
             if record is None or not isinstance(fields, dict):
-                self.drop_pending(job_id)
-                self._rewrite_corrupt(row)
+                self._rewrite_corrupt(row[:7])
                 continue
             result.append((record, fields, images, bool(cacheable)))
         return result
 
     # ---- files, expiry, disk ---------------------------------------------------------------
     def file_owned_by(self, name: str, owner: str | None) -> bool:
-        """Whether a job of this owner (or a cache hit of its) lists the file."""
+        """Whether a job of this owner (or one with no owner, or a cache hit of this owner's) lists the file."""
         with self._lock:
             return self._db.execute(
-                "SELECT 1 FROM job_files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ? AND j.owner IS ? "
-                "UNION ALL SELECT 1 FROM job_files f JOIN jobs j ON j.hit_of = f.job_id "
-                "WHERE f.name = ? AND j.owner IS ? LIMIT 1", (name, owner, name, owner)).fetchone() is not None
+                "SELECT 1 FROM job_files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ? "
+                "AND (j.owner = ? OR j.owner IS NULL) UNION ALL SELECT 1 FROM job_files f JOIN jobs j "
+                "ON j.hit_of = f.job_id WHERE f.name = ? AND j.owner = ? LIMIT 1",
+                (name, owner, name, owner)).fetchone() is not None
 
     def remove_expired(self, older_than: float) -> tuple[set[str], set[str]]:
         """Delete jobs that ended before `older_than`: (their ids, the file names no remaining job lists).
@@ -190,7 +190,7 @@ class JobStore:
                              "OR NOT EXISTS (SELECT 1 FROM jobs AS hit WHERE hit.hit_of = jobs.id "
                              "AND hit.finished_at >= ?))", (older_than, older_than))
             self._db.execute("INSERT OR IGNORE INTO expiring_files SELECT f.name FROM expiring e "
-                             "JOIN job_files f ON f.job_id = e.id")
+                             "CROSS JOIN job_files f ON f.job_id = e.id")  # CROSS: the few expiring ones first
             self._db.execute("DELETE FROM job_files WHERE job_id IN (SELECT id FROM expiring)")
             self._db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM expiring)")
             removed = {job_id for (job_id,) in self._db.execute("SELECT id FROM expiring")}
