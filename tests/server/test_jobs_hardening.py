@@ -12,6 +12,9 @@ import time
 import pytest
 import requests
 
+from inference_server.app import create_app
+from inference_server.config import Settings
+from tests.server.fake_engine import FakeEngine
 from tests.server.test_job_store import OLD_SCHEMA, record
 from tests.support import ServerProcess
 
@@ -170,3 +173,27 @@ def test_failing_storage_makes_readyz_503_until_a_write_works(tmp_path):
         server.run("generate", {"prompt": "stored again", **TINY})
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_shared_cache_lets_a_hit_cross_keys_and_read_the_files_it_points_at(tmp_path, shared):
+    """In process (a fake engine): with SHARED_CACHE=1 a hit crosses keys, and its key may read those files."""
+    app = create_app(Settings(data_dir=tmp_path, api_keys=("a", "b", "c"), shared_cache=shared),
+                     engine_loader=lambda _settings: FakeEngine())
+    app.config["JOBS"].start()
+    client = app.test_client()
+    wait_for(lambda: client.get("/readyz").status_code == 200)
+    body = {"prompt": "shared?", **TINY, "seed": 8}
+
+    def submit(key: str) -> dict:
+        return client.post("/v1/generate", json=body, headers={"Authorization": f"Bearer {key}",
+                                                                "Prefer": "wait=30"}).get_json()
+
+    first = submit("a")
+    second = submit("b")
+    assert second["cache"] == ("hit" if shared else "miss")
+    url = first["images"][0]["url"]
+    assert second["images"][0]["url"] == url  # the fake engine paints the same pixels for the same seed
+    assert client.get(url, headers={"Authorization": "Bearer b"}).status_code == 200
+    assert client.get(url, headers={"Authorization": "Bearer c"}).status_code == 404
+    assert client.get(f"/v1/jobs/{first['id']}", headers={"Authorization": "Bearer b"}).status_code == 404
