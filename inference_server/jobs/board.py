@@ -69,8 +69,9 @@ class JobBoard:
         except ValueError:
             return None
 
-    def wait(self, job_id: str, timeout: float) -> dict:
+    def wait(self, job_id: str, timeout: float, viewer: str | None = None) -> dict:
         """Return as soon as the job ends (or `timeout` passes): completion without polling delay."""
+        self.get(job_id, viewer)  # another key's job: 404 at once, not after the wait
         deadline = time.monotonic() + timeout
         with self.changed:
             while self._still_to_end(job_id):
@@ -89,8 +90,12 @@ class JobBoard:
         saved = self.store.get(job_id)
         return saved is not None and saved["status"] == JobStatus.QUEUED
 
-    def events(self, job_id: str, keepalive_s: float = 15.0) -> Iterator[dict | None]:
-        """Each change of the job, then its final state; None now and then as a keep-alive."""
+    def events(self, job_id: str, viewer: str | None = None, keepalive_s: float = 15.0) -> Iterator[dict | None]:
+        """Each change of the job, then its final state; None now and then as a keep-alive (404 checked first)."""
+        self.get(job_id, viewer)
+        return self._changes(job_id, keepalive_s)
+
+    def _changes(self, job_id: str, keepalive_s: float) -> Iterator[dict | None]:
         last = None
         while True:
             with self.changed:

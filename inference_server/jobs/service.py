@@ -18,6 +18,7 @@ from typing import Iterator
 from inference_server.config import Settings
 from inference_server.errors import ApiError
 from inference_server.executors.events import DeviceFree, Done, Executor, Failed, ImagesStored, ModelInfo, Progress
+from inference_server.jobs import cleanup
 from inference_server.jobs.board import Job, JobBoard
 from inference_server.jobs.cache import ResultCache
 from inference_server.jobs.restart import SavedInputs
@@ -181,18 +182,15 @@ class JobService:
         total = record["progress"]["total"]
         record.update(status=JobStatus.SUCCEEDED, images=images, cache="hit", finished_ts=record["created_ts"],
                       progress={"step": total, "total": total}, timings={"queued_s": 0.0, "run_s": 0.0})
-        try:
-            self.store.save_hit(record, origin)
-        except Exception:
-            log.exception("could not store job %s", record["id"])
+        if not self._persist(record, hit_of=origin):
             raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
         self.metrics.cache_hits.inc()
         return self.board.public(record)
 
-    def _persist(self, record: dict) -> bool:
+    def _persist(self, record: dict, hit_of: str | None = None) -> bool:
         """A storage error must not kill the dispatcher: the job lives on in memory, and the log says why."""
         try:
-            self.store.save(record)
+            self.store.save_hit(record, hit_of) if hit_of else self.store.save(record)
             return True
         except Exception:
             log.exception("could not store job %s", record["id"])
@@ -210,12 +208,10 @@ class JobService:
         return self.board.get(job_id, owner)
 
     def wait(self, job_id: str, timeout: float, owner: str | None = None) -> dict:
-        self.board.get(job_id, owner)
-        return self.board.wait(job_id, timeout)
+        return self.board.wait(job_id, timeout, owner)
 
     def events(self, job_id: str, owner: str | None = None) -> Iterator[dict | None]:
-        self.board.get(job_id, owner)
-        return self.board.events(job_id)
+        return self.board.events(job_id, owner)
 
     def file_path(self, name: str, owner: str | None = None):
         """The file's path, if it exists and (with `owner`) one of that key's jobs lists it; else None."""
@@ -388,16 +384,8 @@ class JobService:
                                           "error": (error or {}).get("code")})
 
     def remove_expired(self) -> None:
-        cutoff = time.time() - self.settings.result_ttl_s
         with self._file_references:
-            try:
-                removed, stale = self.store.remove_expired(cutoff)
-                self.store.compact()
-            except Exception:
-                log.exception("could not remove expired results")
-                return
-            self.cache.forget(removed)
-            self.files.remove(stale, untouched_since=cutoff)
+            cleanup.remove_expired(self.store, self.files, self.cache, time.time() - self.settings.result_ttl_s)
 
     def stop(self) -> None:
         self.executor.stop()

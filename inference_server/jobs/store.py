@@ -20,6 +20,7 @@ from inference_server.jobs.store_schema import open_database
 log = logging.getLogger(__name__)
 CORRUPT = "corrupt_record"
 _REQUIRED = {"id": str, "task": str, "status": str, "created_ts": (int, float), "images": list, "params": dict}
+_ROW = "id, task, created_at, finished_at, body, owner, hit_of"
 COMPACT_AT_FREE_PAGES = 2560  # about 10 MB freed (saved inputs dropped): give it back to the disk
 
 
@@ -55,7 +56,7 @@ class JobStore:
                  job.get("owner")))
             self._db.execute("DELETE FROM job_files WHERE job_id = ?", (job["id"],))
             self._db.executemany("INSERT OR IGNORE INTO job_files (name, job_id) VALUES (?,?)",
-                                 [(image["name"], job["id"]) for image in job.get("images") or []])
+                                 [(image["name"], job["id"]) for image in job.get("images") or [] if image.get("name")])
 
     def save_hit(self, record: dict, origin_id: str) -> None:
         """A cache hit: a few dozen bytes pointing at the job whose images it reuses, not a copy of its record."""
@@ -69,16 +70,35 @@ class JobStore:
 
     def get(self, job_id: str) -> dict | None:
         with self._lock:
-            row = self._db.execute("SELECT id, task, created_at, finished_at, body, owner, hit_of FROM jobs "
-                                   "WHERE id = ?", (job_id,)).fetchone()
-            origin = None
-            if row is not None and row[6] is not None:
-                origin = self._db.execute("SELECT body FROM jobs WHERE id = ?", (row[6],)).fetchone()
-        if row is None:
-            return None
+            row = self._db.execute(f"SELECT {_ROW} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._read(row) if row is not None else None
+
+    def list_recent(self, limit: int, before: tuple[float, str] | None = None,
+                    owner: str | None = None) -> list[dict]:
+        """Newest first, by (created_at, id); `before` is the (created_at, id) of the last job already seen.
+
+        With `owner`, only that key's jobs (and those with no owner), as `JobBoard.get` shows them.
+        """
+        conditions, values = [], []
+        if before is not None:
+            conditions.append("(created_at, id) < (?, ?)")
+            values += before
+        if owner is not None:
+            conditions.append("(owner = ? OR owner IS NULL)")
+            values.append(owner)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_ROW} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                                    (*values, limit)).fetchall()
+        return [self._read(row) for row in rows]
+
+    def _read(self, row: tuple) -> dict:
+        """A row as its record: a cache hit over the job it points at; an unreadable one as corrupt_record."""
         if row[6] is None:
             record = _parse(row[4])
         else:
+            with self._lock:
+                origin = self._db.execute("SELECT body FROM jobs WHERE id = ?", (row[6],)).fetchone()
             record = _as_hit(_parse(origin[0]) if origin else None, row)
         return record if record is not None else self._rewrite_corrupt(row)
 
@@ -107,7 +127,7 @@ class JobStore:
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, task, created_at, finished_at, body, owner, hit_of FROM jobs WHERE finished_at IS NULL "
+                f"SELECT {_ROW} FROM jobs WHERE finished_at IS NULL "
                 "AND (status = ? OR (status = ? AND id NOT IN (SELECT id FROM pending)))",
                 (JobStatus.RUNNING, JobStatus.QUEUED)).fetchall()
             self._db.execute("DELETE FROM pending WHERE id NOT IN (SELECT id FROM jobs WHERE status = ?)",

@@ -88,7 +88,7 @@ def _index_files(db: sqlite3.Connection) -> None:
     for job_id, body in db.execute("SELECT id, body FROM jobs WHERE body LIKE '%\"name\"%'"):
         try:
             images = json.loads(body).get("images") or []
-            references += [(image["name"], job_id) for image in images]
+            references += [(image["name"], job_id) for image in images if image.get("name")]
         except (ValueError, AttributeError, TypeError, KeyError):
             continue  # read as corrupt_record when asked for
     db.execute("BEGIN")
