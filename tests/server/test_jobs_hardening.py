@@ -62,6 +62,9 @@ def test_a_key_sees_only_its_own_jobs_and_files(server):
     for key in ("key-a", "admin"):
         assert as_key(server, key, "GET", paths[0]).json()["params"]["prompt"] == "a's secret"
         assert as_key(server, key, "GET", paths[3]).content.startswith(b"\x89PNG")
+    listed = {key: [j["id"] for j in as_key(server, key, "GET", "/v1/jobs?limit=100").json()["jobs"]]
+              for key in ("key-a", "key-b", "admin")}
+    assert job["id"] in listed["key-a"] and job["id"] in listed["admin"] and job["id"] not in listed["key-b"]
     # The cache is per key: b's identical request runs as its own job, and says nothing about a's.
     again = {"prompt": "a's secret", **TINY, "seed": 11}
     assert as_key(server, "key-b", "POST", "/v1/generate", json=again, headers={"Prefer": "wait=60"}).json()[
@@ -90,6 +93,7 @@ def test_cache_hits_are_small_records_of_the_same_shape(server):
     assert len({hit["id"] for hit in hits}) == 150
     read = as_key(server, "key-h", "GET", f"/v1/jobs/{hits[-1]['id']}").json()
     assert read == hits[-1] and set(read) == set(first) and read["params"] == first["params"]
+    assert as_key(server, "key-h", "GET", "/v1/jobs?limit=3").json()["jobs"] == hits[:-4:-1]  # listed the same
     print(f"the store grew by {growth} bytes for 150 hits")
     assert growth < 150 * 1000
 
