@@ -347,9 +347,10 @@ class JobService:
     def _succeed(self, job: Job, stored: tuple) -> None:
         images = [_image_entry(image) for image in stored]
         with self._file_references:
-            if job.cache_key:
-                self.cache.put(job.cache_key, job.record["id"], images)
             self._finish(job, JobStatus.SUCCEEDED, images=images)
+            stored = job.record["status"] == JobStatus.SUCCEEDED and job.record["id"] not in self.board.live
+            if job.cache_key and stored:  # a hit points at this job's row: only once it is in the store
+                self.cache.put(job.cache_key, job.record["id"], images)
 
     def _count_safety_actions(self, stored: tuple) -> None:
         for image in stored:
