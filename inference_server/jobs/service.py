@@ -202,8 +202,7 @@ class JobService:
         return max(1, math.ceil(average))
 
     # ---- reading, waiting, cancelling -----------------------------------------------------
-    # `owner`: the caller's key fingerprint, who sees only its own jobs; None sees every job (an admin key, or
-    # a server without keys). Another key's job answers 404, as an unknown one does.
+    # `owner`: the caller's key fingerprint (another key's job answers 404); None: every job (admin, no keys).
     def get(self, job_id: str, owner: str | None = None) -> dict:
         return self.board.get(job_id, owner)
 
