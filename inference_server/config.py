@@ -64,7 +64,16 @@ class Settings:
     file_url_secret: str = ""  # signs /v1/files links; empty: generated once into DATA_DIR/file_url_secret
     file_url_ttl_s: float = 86400.0  # how long a signed file link opens without the key
     openai_wait_s: float = 300.0  # how long the OpenAI Images endpoints wait for a job before answering
+    rate_limit: str = "600/60"  # submits per key (or address): N/S, N requests per S seconds; "0" turns it off
+    admin_keys: tuple[str, ...] = ()  # keys that see every key's jobs and files (they are valid keys too)
+    shared_cache: bool = False  # one result cache for all keys (else a hit never crosses keys)
+    storage_failures_unready: int = 3  # this many jobs failing to store in a row make /readyz 503; 0: never
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
+
+    def __post_init__(self) -> None:
+        """An admin key is a key: it passes the key check wherever API_KEYS would."""
+        if self.admin_keys:
+            object.__setattr__(self, "api_keys", tuple(dict.fromkeys((*self.api_keys, *self.admin_keys))))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, stream_with_context
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, request, send_file, stream_with_context
 
 from inference_server.api.decoding import wait_seconds
+from inference_server.api.identity import viewer
 from inference_server.errors import ApiError
 from inference_server.imaging import MIME_TYPES
 
@@ -18,28 +19,30 @@ _MIME_BY_EXTENSION = {"png": MIME_TYPES["png"], "webp": MIME_TYPES["webp"], "jpg
 def get_job(job_id: str):
     jobs, links = current_app.config["JOBS"], current_app.config["FILE_LINKS"]
     wait = wait_seconds(request.args.get("wait"), "wait", clamp=False)
+    caller = viewer(request, current_app.config["SETTINGS"])
     if not wait:
-        return jsonify(links.render(jobs.get(job_id)))
+        return jsonify(links.render(jobs.get(job_id, caller)))
     limiter = current_app.config["WAITS"]
     with limiter.hold(limiter.caller(request)):
-        return jsonify(links.render(jobs.wait(job_id, wait)))
+        return jsonify(links.render(jobs.wait(job_id, wait, caller)))
 
 
 @bp.delete("/v1/jobs/<job_id>")
 def cancel_job(job_id: str):
-    return jsonify(current_app.config["FILE_LINKS"].render(current_app.config["JOBS"].cancel(job_id)))
+    return jsonify(current_app.config["FILE_LINKS"].render(
+        current_app.config["JOBS"].cancel(job_id, viewer(request, current_app.config["SETTINGS"]))))
 
 
 @bp.get("/v1/jobs/<job_id>/events")
 def job_events(job_id: str):
     jobs, links = current_app.config["JOBS"], current_app.config["FILE_LINKS"]
-    jobs.get(job_id)  # a 404 before the stream starts
+    updates = jobs.events(job_id, viewer(request, current_app.config["SETTINGS"]))  # a 404 before the stream
     limiter = current_app.config["WAITS"]
     caller = limiter.caller(request)
     limiter.acquire(caller)  # a 429 before the stream starts
 
     def stream():
-        for job in jobs.events(job_id):
+        for job in updates:
             yield ": keep-alive\n\n" if job is None else f"event: job\ndata: {json.dumps(links.render(job))}\n\n"
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream",
@@ -50,13 +53,20 @@ def job_events(job_id: str):
 
 @bp.get("/v1/files/<name>")
 def get_file(name: str):
-    settings, files = current_app.config["SETTINGS"], current_app.config["JOBS"].files
+    settings, jobs = current_app.config["SETTINGS"], current_app.config["JOBS"]
+    reader = None if g.get("signed_link") else viewer(request, settings)  # a signed link is for whoever holds it
+    if not jobs.may_read_file(name, reader):  # a key reads only its jobs' files
+        raise _NOT_FOUND
     if settings.storage == "s3":
-        return _object(settings, files, name)
-    path = files.path(name)
+        return _object(settings, jobs.files, name)
+    path = jobs.files.path(name)
     if path is None:
         raise _NOT_FOUND
-    return send_file(path, mimetype=_MIME_BY_EXTENSION[path.suffix.lstrip(".")], max_age=86400, etag=True)
+    response = send_file(path, mimetype=_MIME_BY_EXTENSION[path.suffix.lstrip(".")], max_age=86400, etag=True)
+    if settings.api_keys:  # one key's file: no shared cache may keep it for another
+        response.cache_control.public = False
+        response.cache_control.private = True
+    return response
 
 
 _NOT_FOUND = ApiError(404, "file_not_found", "no such file (it may have expired)", "name")
@@ -76,4 +86,4 @@ def _object(settings, files, name: str):
                        headers={"Retry-After": "5"}) from None
     if data is None:
         raise _NOT_FOUND
-    return Response(data, mimetype=_MIME_BY_EXTENSION[extension], headers={"Cache-Control": "max-age=86400"})
+    return Response(data, mimetype=_MIME_BY_EXTENSION[extension], headers={"Cache-Control": "private, max-age=86400"})

@@ -151,6 +151,12 @@ class S3FileStore:
             except (BotoCoreError, ClientError) as error:
                 raise StorageError(f"could not remove objects from S3 {self._where()}: {error}") from error
 
+    def probe(self) -> None:
+        """Write and remove a small object; raises StorageError where a result could not be stored."""
+        name = content_name(b"probe", "png")
+        self.save(b"probe", "png")
+        self.remove({name})
+
     def _written_since(self, name: str, since: float) -> bool:
         head = self._object("head_object", name, "look up")
         return head is not None and head["LastModified"].timestamp() >= since
