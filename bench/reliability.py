@@ -272,7 +272,9 @@ def header(quick: bool) -> str:
             f"- Machine: {machine()}\n"
             f"- Date: {now}\n- Commit: {commit()}\n"
             f"- Model: the tiny random-weight Qwen-Image on the CPU, over loopback (timings are noisy on a shared "
-            f"machine)\n")
+            f"machine)\n- The round-2 attacks on the server and the plugin (floods, corrupt state, tenants, hostile "
+            f"downloads), the NSFW policy and the package signature, with their figures and the tests that hold "
+            f"them: [hardening.md](hardening.md)\n")
 
 
 def section(title: str, intro: str, rows: list[Row]) -> str:

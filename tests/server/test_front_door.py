@@ -40,6 +40,27 @@ def connect(server) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=10)
 
 
+def read_response(sock: socket.socket) -> tuple[str, str]:
+    """(head, body) of one answer: read until Content-Length is met or the server closes the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return head, body
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30  # unknown: until the server closes
+
+
 def slow_job(server, steps=40, slow="0.25") -> str:
     body = {"prompt": "slow", "width": 32, "height": 32, "num_inference_steps": steps}
     return server.post("generate", body, wait=None, headers={"X-Inject-Fault": f"slow={slow}"}).json()["id"]
@@ -84,17 +105,14 @@ def test_a_body_that_never_finishes_gets_408_in_json(server):
     sock = connect(server)
     sock.sendall(f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEYS[0]}\r\n"
                  "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":".encode())
-    answer = sock.recv(4096).decode()
-    sock.close()
-    head, _, body = answer.partition("\r\n\r\n")
+    head, body = read_response(sock)
     assert head.startswith("HTTP/1.1 408") and json.loads(body)["error"]["code"] == "request_timeout"
 
 
 def test_gunicorns_own_errors_are_json(server):
     sock = connect(server)
     sock.sendall(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    head, _, body = sock.recv(4096).decode().partition("\r\n\r\n")
-    sock.close()
+    head, body = read_response(sock)
     assert head.startswith("HTTP/1.1 414") and "application/json" in head
     assert json.loads(body)["error"]["code"] == "uri_too_long"
 

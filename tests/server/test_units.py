@@ -170,7 +170,7 @@ def test_settings_from_env():
 
 def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M))
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.M))
     assert documented == set(ENV_DEFAULTS)
 
 
