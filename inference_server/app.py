@@ -18,6 +18,7 @@ from inference_server.api import (
     errors, job_list, jobs, meta, openai_images, openapi, playground, rate_limits, security, tasks, tool_schema,
 )
 from inference_server.api.file_links import FileLinks
+from inference_server.api.upload_budget import UploadBudget
 from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
 from inference_server.executors.events import Executor
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     app.config["METRICS"] = metrics
     app.config["WAITS"] = WaitLimiter(settings.max_waits_per_key)
     app.config["FILE_LINKS"] = FileLinks(settings)
+    app.config["UPLOADS"] = UploadBudget.from_settings(settings)
     app.config["JOBS"] = JobService(settings, executor or make_executor(settings, engine_loader), metrics,
                                     tasks_registry or DEFAULT_TASKS)
     _access_log(app)

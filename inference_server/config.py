@@ -46,6 +46,7 @@ class Settings:
     result_ttl_s: float = 7 * 24 * 3600.0
     cache_size: int = 256
     max_upload_mb: float = 32.0
+    upload_budget_mb: float = 0.0  # request bodies read and decoded at once; 0: 4 x MAX_UPLOAD_MB; then 503
     max_pixels: int = 2048 * 2048
     masked_min_size: int = 512
     png_metadata: bool = True
