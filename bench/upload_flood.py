@@ -80,7 +80,9 @@ def send_all(server: ServerProcess, body: bytes, clients: int) -> Counter:
         if status == "202":
             requests.delete(f"{server.url}/v1/jobs/{extra[0]}", headers=headers, timeout=30)
     counts = Counter(f"{status} {code}" if code else status for status, code, _ in answers)
-    counts["503 without Retry-After"] = sum(1 for status, _, extra in answers if status == "503" and not extra[1])
+    missing = sum(1 for status, _, extra in answers if status == "503" and not extra[1])
+    if missing:
+        counts["503 without Retry-After"] = missing
     return counts
 
 

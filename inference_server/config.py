@@ -52,6 +52,7 @@ class Settings:
     png_metadata: bool = True
     log_prompts: bool = False
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host values served; empty: any with keys, else the bound address + localhost
     max_connections: int = 4000  # open connections the front door holds at once (each a greenlet)
     header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408

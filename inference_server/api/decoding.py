@@ -6,6 +6,7 @@ import json
 import math
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from inference_server.api.multipart import read_multipart
 from inference_server.errors import ApiError
@@ -30,7 +31,7 @@ def read_task_body(request: Request, inputs: tuple) -> tuple[dict, dict[str, byt
 
 
 def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
-    body = parse_json(request.get_data(cache=False))  # not cached: the body's bytes go as soon as it is parsed
+    body = parse_json(_whole_body(request))
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     images = {}
@@ -48,6 +49,19 @@ def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str,
         for index, item in enumerate(value):
             images[f"{name}[{index}]"] = _json_image(item, f"{name}[{index}]")
     return body, images
+
+
+def _whole_body(request: Request) -> bytes:
+    """The body, not cached on the request (its bytes go once parsed); a chunked one past the limit is a 413.
+
+    werkzeug stops a chunked body at MAX_CONTENT_LENGTH without a word: one byte more says it was longer.
+    """
+    data = request.stream.read()
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
 
 
 def _json_image(value, field: str) -> bytes:
