@@ -2,7 +2,10 @@
 
 32 clients each POST a 16 MB JSON inpaint request (a 2000×2000 noise PNG in base64) at the same moment.
 The HTTP process (one gevent worker) reads, parses and decodes them; its RSS is sampled meanwhile.
-Returns (figure, value, target, ok) rows for `bench.reliability`.
+The jobs carry the `wedge` fault (the server runs with INJECT_FAULTS=1 and a long WORKER_STALL_S): accepted
+jobs stay queued with their decoded images, the worst case for the HTTP process's memory, and the engine
+does not take the CPU that the front door is measured on. Returns (figure, value, target, ok) rows for
+`bench.reliability`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from PIL import Image
 from tests.support import ServerProcess
 
 PEAK_TARGET_MB = 2048
+SERVER_ENV = {"INJECT_FAULTS": "1", "WORKER_STALL_S": "3600"}
 
 
 def inpaint_body(side: int = 2000) -> bytes:
@@ -61,7 +65,8 @@ class _Sampler(threading.Thread):
 
 def send_all(server: ServerProcess, body: bytes, clients: int) -> Counter:
     """`clients` POSTs of `body` at once; the count of each answer (status, code)."""
-    headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json",
+               "X-Inject-Fault": "wedge"}
     start = threading.Barrier(clients)
 
     def one(_):
@@ -115,7 +120,7 @@ if __name__ == "__main__":  # a quick look: python -m bench.upload_flood
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="upload-flood-") as tmp:
-        server = ServerProcess(Path(tmp)).start()
+        server = ServerProcess(Path(tmp), **SERVER_ENV).start()
         try:
             for row in flood(server):
                 print(" | ".join(str(cell) for cell in row))

@@ -5,7 +5,7 @@ parsed copy and the decoded image at the same time. A 16 MB JSON inpaint request
 in RSS while it is decoded (measured: `bench/upload_flood.py`). Each task request reserves its body's size
 (Content-Length, or MAX_UPLOAD_MB when it is chunked) before a byte of it is read, and gives it back once it
 is planned and queued. When the budget (UPLOAD_BUDGET_MB; by default 4 x MAX_UPLOAD_MB) is spent, the
-request gets 503 with Retry-After at once: its unread body waits in the kernel, not in this process.
+request gets 503 with Retry-After; its body is read into nothing first, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import threading
 from typing import Iterator
 
 from flask import Request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from inference_server.errors import ApiError
 
 MIB = 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 DEFAULT_UPLOADS = 4  # a budget of this many maximal bodies, when UPLOAD_BUDGET_MB is not set
 
 
@@ -47,14 +49,30 @@ class UploadBudget:
     def reserve(self, request: Request) -> Iterator[None]:
         cost = self.cost(request)
         with self._lock:
-            if self.in_use + cost > self.budget_bytes:
-                raise ApiError(503, "busy_uploads",
-                               f"the server is reading and decoding {self.in_use / MIB:.0f} MB of uploads "
-                               f"(UPLOAD_BUDGET_MB={self.budget_bytes / MIB:g}); try again shortly",
-                               headers={"Retry-After": "1"})
-            self.in_use += cost
+            refused = self.in_use + cost > self.budget_bytes
+            if not refused:
+                self.in_use += cost
+        if refused:
+            busy = self.in_use
+            _discard_body(request)
+            raise ApiError(503, "busy_uploads", f"the server is reading and decoding {busy / MIB:.0f} MB of uploads "
+                                                f"(UPLOAD_BUDGET_MB={self.budget_bytes / MIB:g}); try again shortly",
+                           headers={"Retry-After": "1"})
         try:
             yield
         finally:
             with self._lock:
                 self.in_use -= cost
+
+
+def _discard_body(request: Request) -> None:
+    """Read a refused body into nothing, so that its client, still sending, can read the 503.
+
+    Left to gunicorn, the body is drained within the keep-alive time only (HEADER_TIMEOUT_S); past it the
+    connection is reset, and the client sees a reset instead of the answer (measured in bench/upload_flood.py).
+    """
+    try:
+        while request.stream.read(CHUNK_BYTES):
+            pass
+    except (RequestEntityTooLarge, ClientDisconnected):
+        pass
