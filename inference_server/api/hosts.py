@@ -55,9 +55,14 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return any(entry == f"{name}:{port}" or entry == name for entry in allowed)
 
 
-def same_origin(origin: str, request: Request) -> bool:
-    scheme, _, rest = origin.lower().partition("://")
-    return scheme == request.scheme and rest == request.headers.get("Host", "").strip().lower()
+def same_origin(origin: str, req: Request, public_base_url: str = "") -> bool:
+    """The page came from this server: its origin's host[:port] is the request's Host, or PUBLIC_BASE_URL's.
+
+    The scheme is not compared: a proxy that ends TLS forwards an https page's request over http.
+    """
+    authority = origin.strip().lower().partition("://")[2]
+    public = public_base_url.strip().lower().partition("://")[2].partition("/")[0]
+    return bool(authority) and authority in (req.headers.get("Host", "").strip().lower(), public)
 
 
 def checked_base_url(req: Request) -> str:
@@ -92,7 +97,7 @@ def register(app: Flask) -> None:
         origin = request.headers.get("Origin")
         if origin is not None and origin in settings.cors_origins:
             return None
-        if origin is not None and not same_origin(origin, request):
+        if origin is not None and not same_origin(origin, request, getattr(settings, "public_base_url", "")):
             raise ApiError(403, "cross_site_request", f"Origin: {origin[:100]} may not change anything here "
                                                       "(not this server's origin, nor in CORS_ORIGINS)", "Origin")
         fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()

@@ -193,3 +193,16 @@ def test_an_internal_job_error_gives_a_code_and_plain_words_and_the_path_goes_to
     assert "/" not in job["error"]["message"] and "Errno" not in job["error"]["message"], job["error"]
     log = open_server.log_tail(200_000)
     assert "injected.tmp" in log and job["id"] in log
+
+
+def test_allowed_hosts_rules():
+    from inference_server.api.hosts import allowed_hosts, host_allowed
+    from inference_server.config import Settings
+
+    assert allowed_hosts(Settings(api_keys=("k",))) == ("*",)
+    no_keys = allowed_hosts(Settings(host="::1"))
+    assert host_allowed("[::1]:8000", no_keys) and host_allowed("localhost", no_keys)
+    assert not host_allowed("evil.example:8000", no_keys) and not host_allowed("localhost:8000/x", no_keys)
+    listed = allowed_hosts(Settings(api_keys=("k",), allowed_hosts=("Images.Example.com", "gpu:8000")))
+    assert host_allowed("images.example.com:443", listed) and host_allowed("gpu:8000", listed)
+    assert not host_allowed("gpu:8001", listed) and not host_allowed("evil.example", listed)
