@@ -30,8 +30,13 @@ def read_task_body(request: Request, inputs: tuple) -> tuple[dict, dict[str, byt
                    f"send application/json or multipart/form-data, not {request.mimetype or 'nothing'}")
 
 
+def read_json_body(request: Request):
+    """The body as JSON: 400 when malformed, nested too deeply or with a key given twice; 413 when too long."""
+    return parse_json(_whole_body(request))
+
+
 def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
-    body = parse_json(_whole_body(request))
+    body = read_json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     images = {}

@@ -72,7 +72,7 @@ def checked_base_url(req: Request) -> str:
     the caller's own Host (it sent a key), and only when well formed.
     """
     settings = current_app.config["SETTINGS"]
-    public = getattr(settings, "public_base_url", "")
+    public = settings.public_base_url
     if public:
         return public.rstrip("/")
     host = req.headers.get("Host", "").strip().lower()
@@ -97,7 +97,7 @@ def register(app: Flask) -> None:
         origin = request.headers.get("Origin")
         if origin is not None and origin in settings.cors_origins:
             return None
-        if origin is not None and not same_origin(origin, request, getattr(settings, "public_base_url", "")):
+        if origin is not None and not same_origin(origin, request, settings.public_base_url):
             raise ApiError(403, "cross_site_request", f"Origin: {origin[:100]} may not change anything here "
                                                       "(not this server's origin, nor in CORS_ORIGINS)", "Origin")
         fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()

@@ -206,3 +206,14 @@ def test_allowed_hosts_rules():
     listed = allowed_hosts(Settings(api_keys=("k",), allowed_hosts=("Images.Example.com", "gpu:8000")))
     assert host_allowed("images.example.com:443", listed) and host_allowed("gpu:8000", listed)
     assert not host_allowed("gpu:8001", listed) and not host_allowed("evil.example", listed)
+
+
+def test_openai_generations_refuse_deep_json_and_long_chunked_bodies_without_a_500(open_server):
+    logged = len(open_server.log_tail(100_000_000))
+    deep = post(open_server, "/v1/images/generations", data='{"prompt": ' + "[" * 10_000 + "]" * 10_000 + "}",
+                headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "invalid_json", deep.text
+    chunked = post(open_server, "/v1/images/generations", data=chunks(40 << 20),
+                   headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413, chunked.text
+    assert "Traceback" not in open_server.log_tail(100_000_000)[logged:]
