@@ -355,8 +355,8 @@ def main() -> int:
                   "(`RATE_LIMIT=600/60`); `/healthz` is timed every 20 ms meanwhile. Then `remove_expired` on a "
                   f"store of {scale.expiry[0]:,} jobs of which {scale.expiry[1]:,} expired (`bench/expiry.py`).",
         "Uploads": f"{32 if scale.judged else 8} clients POST the same 16 MB JSON inpaint request (a 2000×2000 "
-                   "noise PNG in base64) at once, with default `MAX_UPLOAD_MB` and `UPLOAD_BUDGET_MB`. The HTTP process's RSS "
-                   "is sampled every 20 ms. Accepted jobs wait in the queue with their decoded images (the `wedge` "
+                   "noise PNG in base64) at once, with default `MAX_UPLOAD_MB` and `UPLOAD_BUDGET_MB`. The HTTP "
+                   "process's RSS is sampled every 20 ms. Accepted jobs wait in the queue with their decoded images (the `wedge` "
                    "fault holds the first), and are cancelled at the end.",
     }
     report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
