@@ -14,6 +14,7 @@ document is generated, never typed by hand.
   front door  idle, slow-header and event-stream connections held at once; /healthz latency and a job meanwhile
   floods  8 threads repeat one seeded request (cache hits) for 60 s: DATA_DIR growth, /healthz latency; and
          expiry of 1,000 of 100,000 stored jobs (bench.floods, bench.expiry)
+  uploads  32 parallel 16 MB JSON inpaint requests; the HTTP process's peak RSS (target: < 2 GB)
 
 `--quick` is a short run (tests/server/test_reliability_smoke.py). The exit status is 1 when a target fails.
 """
@@ -38,7 +39,7 @@ from pathlib import Path
 import requests
 from PIL import Image, ImageDraw
 
-from bench import expiry, floods, starvation
+from bench import expiry, floods, starvation, upload_flood
 from bench.provenance import commit, machine
 from tests.support import ROOT, ServerProcess, png_b64
 
@@ -307,6 +308,7 @@ def run_all(scale: Scale, tmp: Path) -> dict[str, list[Row]]:
         "Crash": ServerProcess(tmp / "crash", INJECT_FAULTS="1", WORKER_STALL_S=str(STALL_S)),
         "Front door": ServerProcess(tmp / "front-door", INJECT_FAULTS="1", MAX_WAITS_PER_KEY=str(scale.held[2] + 8)),
         "Floods": ServerProcess(tmp / "floods"),
+        "Uploads": ServerProcess(tmp / "uploads", **upload_flood.SERVER_ENV),
     }
     runs = {"Load": lambda s: load(scale, s), "Soak": lambda s: soak(scale, s),
             "Crash": lambda s: wedge(s) + [Row(*row) for row in starvation.kill_engine(s)] + kill_worker(s)
@@ -314,7 +316,8 @@ def run_all(scale: Scale, tmp: Path) -> dict[str, list[Row]]:
             "Front door": lambda s: [Row(*row) for row in starvation.front_door(s, *scale.held, scale.judged)],
             "Floods": lambda s: [Row(*row) for row in floods.cache_hit_flood(s, scale.flood_s, FLOOD_THREADS,
                                                                              scale.judged)]
-            + [Row(*expiry.row(*scale.expiry, scale.judged))]}
+            + [Row(*expiry.row(*scale.expiry, scale.judged))],
+            "Uploads": lambda s: [Row(*row) for row in upload_flood.flood(s, 32 if scale.judged else 8, scale.judged)]}
     try:
         for server in servers.values():  # the three load their models at once, then measure one at a time
             server.start(wait_ready=False)
@@ -353,6 +356,10 @@ def main() -> int:
                   "(every answer after the first is a cache hit or a 429), with the default settings "
                   "(`RATE_LIMIT=600/60`); `/healthz` is timed every 20 ms meanwhile. Then `remove_expired` on a "
                   f"store of {scale.expiry[0]:,} jobs of which {scale.expiry[1]:,} expired (`bench/expiry.py`).",
+        "Uploads": f"{32 if scale.judged else 8} clients POST the same 16 MB JSON inpaint request (a 2000×2000 "
+                   "noise PNG in base64) at once, with default `MAX_UPLOAD_MB` and `UPLOAD_BUDGET_MB`. The HTTP "
+                   "process's RSS is sampled every 20 ms. Accepted jobs wait in the queue with their decoded images (the `wedge` "
+                   "fault holds the first), and are cancelled at the end.",
     }
     report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)

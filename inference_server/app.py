@@ -15,9 +15,11 @@ from PIL import Image
 
 from inference_server import logs
 from inference_server.api import (
-    errors, job_list, jobs, meta, openai_images, openapi, playground, rate_limits, security, tasks, tool_schema,
+    errors, hosts, job_list, jobs, meta, openai_images, openapi, playground, rate_limits, security, tasks,
+    tool_schema,
 )
 from inference_server.api.file_links import FileLinks
+from inference_server.api.upload_budget import UploadBudget
 from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
 from inference_server.executors.events import Executor
@@ -51,10 +53,12 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     app.config["METRICS"] = metrics
     app.config["WAITS"] = WaitLimiter(settings.max_waits_per_key)
     app.config["FILE_LINKS"] = FileLinks(settings)
+    app.config["UPLOADS"] = UploadBudget.from_settings(settings)
     app.config["JOBS"] = JobService(settings, executor or make_executor(settings, engine_loader), metrics,
                                     tasks_registry or DEFAULT_TASKS)
     _access_log(app)
     errors.register(app)
+    hosts.register(app)  # before the key check: a request for another host, or from another site, goes no further
     security.register(app)
     rate_limits.register(app)  # after the key check
     for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, job_list.bp, playground.bp, tool_schema.bp,

@@ -46,11 +46,13 @@ class Settings:
     result_ttl_s: float = 7 * 24 * 3600.0
     cache_size: int = 256
     max_upload_mb: float = 32.0
+    upload_budget_mb: float = 0.0  # request bodies read and decoded at once; 0: 4 x MAX_UPLOAD_MB; then 503
     max_pixels: int = 2048 * 2048
     masked_min_size: int = 512
     png_metadata: bool = True
     log_prompts: bool = False
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host values served; empty: any with keys, else the bound address + localhost
     max_connections: int = 4000  # open connections the front door holds at once (each a greenlet)
     header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -15,7 +15,20 @@ MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**32 - 1
 
 
-class TaskRequest(BaseModel):
+class _NoBooleansForNumbers(BaseModel):
+    """`true` is not 1: pydantic's lax mode would count it so; strings from multipart still parse."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool(cls, value, info):
+        kinds = {cls.model_fields[info.field_name].annotation}
+        kinds.update(get_args(next(iter(kinds))))
+        if isinstance(value, bool) and kinds & {int, float}:
+            raise ValueError("must be a number, not true or false")
+        return value
+
+
+class TaskRequest(_NoBooleansForNumbers):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
@@ -94,7 +107,7 @@ class EditRequest(PromptRequired):
         return self
 
 
-class Region(BaseModel):
+class Region(_NoBooleansForNumbers):
     model_config = ConfigDict(extra="forbid")
     x: int = Field(ge=0)
     y: int = Field(ge=0)

@@ -6,9 +6,12 @@ import json
 import math
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from inference_server.api.multipart import read_multipart
 from inference_server.errors import ApiError
 from inference_server.imaging import decode_base64
+
 
 def read_task_body(request: Request, inputs: tuple) -> tuple[dict, dict[str, bytes]]:
     """(fields, images) for a task's `ImageInput`s. Images arrive as base64/data URIs in JSON, or files in multipart.
@@ -18,16 +21,22 @@ def read_task_body(request: Request, inputs: tuple) -> tuple[dict, dict[str, byt
     takes = {image.name: image.max_count for image in inputs}
     if request.mimetype == "application/json":
         return _from_json(request, takes)
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return _from_form(request, takes)
+    if request.mimetype == "multipart/form-data":
+        form = read_multipart(request.stream, request.mimetype_params.get("boundary", ""), takes)
+        return _from_form(form.fields, form.file_contents(), takes)
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return _from_form(list(request.form.items(multi=True)), [], takes)
     raise ApiError(400, "unsupported_media_type",
                    f"send application/json or multipart/form-data, not {request.mimetype or 'nothing'}")
 
 
+def read_json_body(request: Request):
+    """The body as JSON: 400 when malformed, nested too deeply or with a key given twice; 413 when too long."""
+    return parse_json(_whole_body(request))
+
+
 def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON")
+    body = read_json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     images = {}
@@ -47,6 +56,19 @@ def _from_json(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str,
     return body, images
 
 
+def _whole_body(request: Request) -> bytes:
+    """The body, not cached on the request (its bytes go once parsed); a chunked one past the limit is a 413.
+
+    werkzeug stops a chunked body at MAX_CONTENT_LENGTH without a word: one byte more says it was longer.
+    """
+    data = request.stream.read()
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
+
+
 def _json_image(value, field: str) -> bytes:
     if not isinstance(value, str):
         raise ApiError(422, "invalid_image", f"{field}: send the image as a base64 string or data URI", field)
@@ -55,10 +77,34 @@ def _json_image(value, field: str) -> bytes:
     return decode_base64(value, field)
 
 
-def _from_form(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
+def parse_json(data: bytes, field: str | None = None):
+    """JSON, or a 400: never the RecursionError of a body nested 10,000 deep, nor a key given twice."""
+    try:
+        return json.loads(data, object_pairs_hook=_no_repeated_keys)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the JSON is nested too deeply", field) from None
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON", field) from None
+
+
+def _no_repeated_keys(pairs: list[tuple]) -> dict:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ApiError(400, "invalid_json", f"{repeated}: given twice in one JSON object", repeated)
+    return value
+
+
+def _from_form(items: list[tuple[str, str]], files: list[tuple[str, bytes]],
+               takes: dict[str, int]) -> tuple[dict, dict[str, bytes]]:
     fields: dict = {}
     region_parts: dict = {}  # region.x, region.y, ... as separate form fields
-    for key, value in request.form.items():
+    seen: set[str] = set()
+    for key, value in items:
+        if key in seen:
+            raise ApiError(422, "invalid_value", f"{key}: given twice", key)
+        seen.add(key)
         if key in takes:
             raise ApiError(422, "invalid_image", f"{key}: upload the image as a file part", key)
         if value == "":
@@ -74,23 +120,18 @@ def _from_form(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str,
             raise ApiError(422, "invalid_value", "region: give it as JSON or as region.* fields, not both", "region")
         fields["region"] = region_parts
     images = {}
-    for key in request.files:
-        if key not in takes:
-            raise ApiError(422, "unknown_field", f"{key}: this task takes no file {key}", key)
-        parts = request.files.getlist(key)
-        if len(parts) > takes[key]:
-            raise ApiError(422, "invalid_image", f"{key}: at most {takes[key]} file(s), not {len(parts)}", key)
+    for key, data in files:  # names and counts were checked as the parts arrived (`read_multipart`)
         if takes[key] == 1:
-            images[key] = parts[0].read()
+            images[key] = data
         else:
-            images.update({f"{key}[{index}]": part.read() for index, part in enumerate(parts)})
+            images[f"{key}[{sum(1 for name in images if name.startswith(key + '['))}]"] = data
     return fields, images
 
 
 def _json_object(raw: str, field: str) -> dict:
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = parse_json(raw, field)
+    except ApiError:
         value = None
     if not isinstance(value, dict):
         raise ApiError(422, "invalid_value", f"{field}: must be a JSON object {{x, y, width, height}}", field)

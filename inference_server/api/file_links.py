@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from flask import Request, current_app, request
+from flask import Request, request
 
+from inference_server.api.hosts import checked_base_url
 from inference_server.config import Settings
 from inference_server.errors import ApiError
 
@@ -28,8 +29,8 @@ SECRET_FILE = "file_url_secret"
 
 
 def server_url() -> str:
-    """Where clients reach the server: PUBLIC_BASE_URL, else the scheme and host this request came to."""
-    return current_app.config["SETTINGS"].public_base_url.strip().rstrip("/") or request.host_url.rstrip("/")
+    """Where clients reach the server: PUBLIC_BASE_URL, else this request's host once checked (`api/hosts.py`)."""
+    return checked_base_url(request)
 
 
 def load_secret(settings: Settings) -> bytes:

@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from inference_server.api.decoding import read_json_body
 from inference_server.api.openai_mapping import (
     EXTENSIONS, MASKED_EXTENSIONS, PARAM_NAMES, RESPONSE_FORMATS, bad, choice, task_fields,
 )
@@ -38,7 +39,7 @@ def list_models():
 
 @bp.post("/v1/images/generations")
 def generations():
-    body = request.get_json(silent=True)
+    body = read_json_body(request) if request.is_json else None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "send a JSON object like {\"prompt\": \"...\"}")
     spec = _served(OPENAI_IMAGE_TASKS["generations"])

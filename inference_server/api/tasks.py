@@ -32,12 +32,14 @@ def submit_task(task: str, fields: dict, raw_images: dict[str, bytes]) -> dict:
 def submit(task: str):
     jobs = current_app.config["JOBS"]
     spec = jobs.tasks.get(task)  # 404 naming the tasks there are
-    fields, raw_images = read_task_body(request, spec.images)
-    # ?wait=N is Prefer: wait=N for clients that cannot send headers (Dify's custom tools: docs/dify-custom-tool.md)
-    query_wait = request.args.get("wait")
-    wait = wait_seconds(query_wait, "wait", clamp=False) if query_wait is not None else prefer_wait(request)
-    # JSON null means "not given", as an empty form field does: Dify's custom tools send null for absent properties
-    job = submit_task(task, {key: value for key, value in fields.items() if value is not None}, raw_images)
+    with current_app.config["UPLOADS"].reserve(request):  # 503 when too many bodies are being decoded
+        fields, raw_images = read_task_body(request, spec.images)
+        # ?wait=N is Prefer: wait=N for clients that cannot send headers (Dify's custom tools: docs/dify-custom-tool.md)
+        query_wait = request.args.get("wait")
+        wait = wait_seconds(query_wait, "wait", clamp=False) if query_wait is not None else prefer_wait(request)
+        # JSON null means "not given", as an empty form field does: Dify's custom tools send null for absent properties
+        job = submit_task(task, {key: value for key, value in fields.items() if value is not None}, raw_images)
+        del fields, raw_images  # not held while the request waits for its job
     if wait and job["status"] not in ENDED:
         limiter = current_app.config["WAITS"]
         try:

@@ -5,7 +5,8 @@ The `X-Inject-Fault` header of a request reaches here as the job's `fault`; the 
 - `wedge` stops beating at step 1 until the job is cancelled;
 - `oom` raises CUDA's out-of-memory error from the first step;
 - `slow_finish=S` sleeps S s before the images are encoded;
-- `crash` ends the engine's process at the first step (as the OOM killer would).
+- `crash` ends the engine's process at the first step (as the OOM killer would);
+- `os_error` raises, from the first step, an OSError that names a file under the server's folders.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class FaultyEngine:
                 raise torch.OutOfMemoryError("CUDA out of memory (injected by the test hook)")
             elif fault == "crash":
                 os._exit(137)
+            elif fault == "os_error":
+                raise OSError(30, "Read-only file system", os.path.join(os.getcwd(), "files", "injected.tmp"))
             elif fault == "wedge" and step == 1:
                 while not should_stop():
                     time.sleep(0.05)

@@ -25,6 +25,7 @@ from inference_server.safety.checkers import SafetyUnavailable, load_checker
 from inference_server.storage import open_store
 
 log = logging.getLogger(__name__)
+INTERNAL_MESSAGE = "the job failed on an internal error; the server log has the detail under this job's id"
 
 
 class JobRunner:
@@ -134,9 +135,9 @@ class JobRunner:
             self._cancelled.discard(job_id)
         if isinstance(exc, JobFailure):
             self._emit(Failed(job_id, exc.code, exc.message))
-        else:
-            log.error("job failed", exc_info=exc, extra={"job_id": job_id})
-            self._emit(Failed(job_id, "internal", f"{type(exc).__name__}: {exc}"))
+        else:  # the detail (paths, library messages) goes to the log; the client gets a code and plain words
+            log.error("job %s failed", job_id, exc_info=exc, extra={"job_id": job_id})
+            self._emit(Failed(job_id, "internal", INTERNAL_MESSAGE))
 
     def close(self) -> None:
         self._wait_for_previous_finish()

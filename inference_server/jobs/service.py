@@ -337,7 +337,8 @@ class JobService:
                     self._finish(job, status, error={"code": event.code, "message": event.message})
         except Exception as exc:  # never leave a job running forever
             log.exception("following job %s failed", job.record["id"])
-            self._finish(job, JobStatus.FAILED, error={"code": "internal", "message": type(exc).__name__})
+            self._finish(job, JobStatus.FAILED,
+                         error={"code": "internal", "message": "an internal error (see the server log)"})
         finally:
             device_free.set()
 

@@ -145,6 +145,11 @@ JSON_CASES = [
     ("outpaint-every-side-maximal", "outpaint", {**OUT, "left": 4096, "right": 4096, "top": 4096, "bottom": 4096},
      422, "right"),
     ("phone-photo-mpo-exif", "img2img", {**IMG, "image": b64(encoded_rotated_jpeg())}, 200, None),
+    ("num-images-true", "generate", {**GEN, "num_images": True}, 422, "num_images"),
+    ("steps-true", "generate", {**GEN, "num_inference_steps": True}, 422, "num_inference_steps"),
+    ("seed-false", "generate", {**GEN, "seed": False}, 422, "seed"),
+    ("strength-true", "img2img", {**IMG, "strength": True}, 422, "strength"),
+    ("region-x-true", "inpaint", {**INP, "region": {"x": True, "y": 0, "width": 8, "height": 8}}, 422, "region.x"),
 ]
 
 
@@ -157,6 +162,20 @@ def test_json_corpus(live_server, task, body, status, field):
         assert response.json()["error"]["message"]
     else:
         assert response.json()["status"] == "succeeded", response.text
+
+
+class Chunked:
+    """A body of `total` bytes sent with Transfer-Encoding: chunked (no Content-Length); iterable again."""
+
+    def __init__(self, total: int, piece: bytes = b" " * (1 << 20)):
+        self.total, self.piece = total, piece
+
+    def __iter__(self):
+        for start in range(0, self.total, len(self.piece)):
+            yield self.piece[: self.total - start]
+
+
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 def raw(live_server, method, path, **kwargs):
@@ -203,6 +222,29 @@ RAW_CASES = [
     ("file-db", "GET", "/v1/files/jobs.sqlite3", {}, 404, "name"),
     ("oversize-body", "POST", "/v1/generate", {"data": b"x" * (5 * 1024 * 1024),
                                                "headers": {"Content-Type": "application/json"}}, 413, None),
+    ("json-nested-10000-deep", "POST", "/v1/generate",
+     {"data": '{"prompt": ' + "[" * 10_000 + "]" * 10_000 + "}", "headers": JSON_TYPE}, 400, None),
+    ("json-objects-10000-deep", "POST", "/v1/generate", {"data": '{"a":' * 10_000 + "1" + "}" * 10_000,
+                                                         "headers": JSON_TYPE}, 400, None),
+    ("json-key-twice", "POST", "/v1/img2img", {"data": f'{{"prompt": "x", "image": "{IMAGE}", "image": "{IMAGE}"}}',
+                                               "headers": JSON_TYPE}, 400, "image"),
+    ("chunked-40mb", "POST", "/v1/generate", {"data": Chunked(40 << 20), "headers": JSON_TYPE}, 413, None),
+    ("chunked-small-ok-but-invalid", "POST", "/v1/generate", {"data": Chunked(13, b'{"prompt": 5}'),
+                                                              "headers": JSON_TYPE}, 422, "prompt"),
+    ("multipart-second-image", "POST", "/v1/img2img",
+     {"data": {"prompt": "x"}, "files": [("image", ("a.png", PNG)), ("image", ("b.png", JPEG))]}, 422, "image"),
+    ("multipart-second-mask", "POST", "/v1/inpaint",
+     {"files": [("image", ("a.png", PNG)), ("mask", ("m.png", PNG)), ("mask", ("n.png", PNG))]}, 422, "mask"),
+    ("multipart-field-twice", "POST", "/v1/img2img",
+     {"data": [("prompt", "x"), ("prompt", "y")], "files": {"image": ("a.png", PNG)}}, 422, "prompt"),
+    ("multipart-bool", "POST", "/v1/img2img", {"data": {"prompt": "x", "seed": "true"},
+                                               "files": {"image": ("a.png", PNG)}}, 422, "seed"),
+    ("multipart-field-600kb", "POST", "/v1/img2img",
+     {"data": {"prompt": "a" * 600_000}, "files": {"image": ("a.png", PNG)}}, 413, "prompt"),
+    ("multipart-1001-parts", "POST", "/v1/img2img", {"files": [(f"f{i}", (None, "1")) for i in range(1001)]},
+     413, None),
+    ("multipart-no-boundary", "POST", "/v1/img2img", {"data": "x", "headers": {"Content-Type": "multipart/form-data"}},
+     400, None),
 ]
 
 

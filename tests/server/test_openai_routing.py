@@ -60,7 +60,7 @@ def test_an_edit_task_whose_model_is_not_served_falls_back_to_img2img(tmp_path):
 
 def test_dify_dalle3_arguments_map_to_the_models_recommended_size_with_a_notice(tmp_path):
     app, _client = build(tmp_path)
-    client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", max_retries=0,
+    client = openai.OpenAI(base_url="http://localhost/v1", api_key="unused", max_retries=0,  # an allowed Host
                            http_client=httpx.Client(transport=httpx.WSGITransport(app=app)))
     # what Dify's DALL·E 3 tool sends for "horizontal"
     answer = client.images.generate(prompt="a kite", model="dall-e-3", size="1792x1024", n=1, style="vivid",
