@@ -45,6 +45,9 @@ class Settings:
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408
     max_waits_per_key: int = 64  # concurrent long-polls and event streams per API key (or client address)
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
+    executor: str = "local"  # local: the engine in a child process; ray: jobs on Ray Serve replicas
+    ray_address: str = ""  # EXECUTOR=ray: a running cluster (host:port); empty starts a local one
+    ray_replicas: str = "auto"  # EXECUTOR=ray: replicas, one job each at a time; auto: one per GPU (1 without)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 import uuid
-from typing import Iterator
+from typing import Callable, Iterator
 
 from inference_server.config import Settings
 from inference_server.errors import ApiError
@@ -74,7 +74,7 @@ class JobService:
             return "the dispatcher thread has died: restart the server (see the log)"
         if not self._accepting:
             return "the model is still loading"
-        running = self.board.on_device
+        running = next(iter(self.board.on_device), None)
         if running is not None and time.monotonic() - self._heartbeat > self.settings.worker_stall_s:
             return f"the worker is stalled: job {running.record['id']} made no progress for " \
                    f"{self.settings.worker_stall_s:.0f} s"
@@ -204,18 +204,20 @@ class JobService:
         if not self._wait_for_models():
             return
         last_cleanup = time.monotonic()
+        slots = threading.Semaphore(self.executor.capacity())  # one per replica: that many jobs run at once
         while True:
             if time.monotonic() - last_cleanup > CLEANUP_EVERY_S:  # busy or idle, expired results go
                 last_cleanup = time.monotonic()
                 self.remove_expired()
+            slots.acquire()
             job = self._next_job()
             if job is None:
+                slots.release()
                 continue
             self.saved.drop(job.record["id"])  # a job cut while running is not run again
             events = self.executor.submit(job.record["id"], job.plan, job.fault)
-            device_free = threading.Event()
-            threading.Thread(target=self._follow, args=(job, events, device_free), name="follow", daemon=True).start()
-            device_free.wait()
+            threading.Thread(target=self._follow, args=(job, events, _once(slots.release)), name="follow",
+                             daemon=True).start()
 
     def _wait_for_models(self) -> bool:
         """Until the executor has loaded; then saved jobs are queued again, before any new request."""
@@ -255,7 +257,7 @@ class JobService:
             if not self.board.queue:
                 return None
             job = self.board.queue.popleft()
-            self.board.on_device = job
+            self.board.on_device.add(job)
             job.started = self._heartbeat = time.monotonic()
             job.record.update(status=JobStatus.RUNNING,
                               timings={"queued_s": round(time.time() - job.record["created_ts"], 3)})
@@ -263,7 +265,7 @@ class JobService:
             self.board.notify()
         return job
 
-    def _follow(self, job: Job, events, device_free: threading.Event) -> None:
+    def _follow(self, job: Job, events, device_free: Callable[[], None]) -> None:
         """Apply one job's events to its record until it ends; free the device as soon as the engine says."""
         images: tuple = ()
         try:
@@ -275,8 +277,9 @@ class JobService:
                         self.board.notify()
                 elif isinstance(event, DeviceFree):
                     with self.board.changed:
-                        self.board.on_device, self.board.finishing = None, job
-                    device_free.set()
+                        self.board.on_device.discard(job)
+                        self.board.finishing = job
+                    device_free()
                 elif isinstance(event, ImagesStored):
                     images = event.images
                 elif isinstance(event, Done):
@@ -288,7 +291,7 @@ class JobService:
             log.exception("following job %s failed", job.record["id"])
             self._finish(job, JobStatus.FAILED, error={"code": "internal", "message": type(exc).__name__})
         finally:
-            device_free.set()
+            device_free()
 
     def _succeed(self, job: Job, stored: tuple) -> None:
         images = [{"name": image.name, "url": f"/v1/files/{image.name}", "seed": image.seed, "width": image.width,
@@ -315,8 +318,7 @@ class JobService:
                 self.metrics.images.labels(record["task"]).inc(len(record["images"]))
             if self._persist(record):
                 self.board.live.pop(record["id"], None)  # else served from memory until a restart
-            if self.board.on_device is job:
-                self.board.on_device = None
+            self.board.on_device.discard(job)
             if self.board.finishing is job:
                 self.board.finishing = None
             if not job.started:  # cancelled in the queue
@@ -339,3 +341,13 @@ class JobService:
         self.executor.stop()
 
 
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """A job frees its slot once: at `DeviceFree`, or when it ends without one."""
+    done = threading.Event()
+
+    def run_once() -> None:
+        if not done.is_set():
+            done.set()
+            action()
+
+    return run_once
