@@ -12,8 +12,10 @@ own; many jobs run at once, one per replica. If the cluster goes away it exits, 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -37,9 +39,11 @@ HTTP_ONLY = {"host", "port", "api_keys", "cors_origins", "max_connections", "hea
              "log_prompts", "executor", "ray_address"}
 
 
-def loopback_environment() -> None:
-    """Every port Ray opens stays on 127.0.0.1 (with `_node_ip_address`); no usage reports leave the host."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+def ray_environment(loopback: bool) -> None:
+    """Before Ray is imported (it reads these once). On loopback, every port Ray opens stays on 127.0.0.1
+    (with `_node_ip_address`); a driver of a multi-host cluster must be reachable from the other hosts."""
+    if loopback:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ.pop("RAY_ADDRESS", None)  # our setting of the same name is passed explicitly
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
@@ -47,18 +51,28 @@ def loopback_environment() -> None:
 
 
 def connect(settings) -> None:
+    host, _, port = settings.ray_address.rpartition(":")
+    ray_environment(loopback=not settings.ray_address or _is_loopback(host))
     import ray
 
-    loopback_environment()
-    if settings.ray_address:
-        host, _, port = settings.ray_address.rpartition(":")
+    if settings.ray_address:  # a token-auth cluster needs RAY_AUTH_MODE=token and its token in our environment
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):  # fail fast, not in 60 s
             pass
         ray.init(address=settings.ray_address, namespace="qwen_image", log_to_driver=False)
     else:
+        if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+            # A token of this cluster's own, handed down through the environment: none written to ~/.ray.
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="qwen_image",
                  _temp_dir=str(ray_temp_dir(settings.data_dir)), object_store_memory=512 * 2**20,
                  log_to_driver=False)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host in ("", "localhost") or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def ray_temp_dir(data_dir: Path) -> Path:
