@@ -53,16 +53,16 @@ def ray_environment(loopback: bool) -> None:
 def connect(settings) -> None:
     host, _, port = settings.ray_address.rpartition(":")
     ray_environment(loopback=not settings.ray_address or _is_loopback(host))
-    import ray
+    if not settings.ray_address and not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        # A token of the local cluster's own, handed down through the environment: none written to ~/.ray.
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    import ray  # after the environment: Ray reads it once
 
     if settings.ray_address:  # a token-auth cluster needs RAY_AUTH_MODE=token and its token in our environment
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):  # fail fast, not in 60 s
             pass
         ray.init(address=settings.ray_address, namespace="qwen_image", log_to_driver=False)
     else:
-        if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
-            # A token of this cluster's own, handed down through the environment: none written to ~/.ray.
-            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="qwen_image",
                  _temp_dir=str(ray_temp_dir(settings.data_dir)), object_store_memory=512 * 2**20,
                  log_to_driver=False)
@@ -76,9 +76,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def ray_temp_dir(data_dir: Path) -> Path:
-    """Under DATA_DIR, unless that path is too long for the Unix sockets Ray makes inside it."""
+    """Under DATA_DIR, unless that path is too long for the Unix sockets Ray makes inside it (107 bytes for
+    `<this>/session_<date>_<time>_<pid>/sockets/plasma_store`)."""
     folder = Path(data_dir).resolve() / "ray"
-    if len(str(folder)) > 48:
+    if len(str(folder)) > 40:
         digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
         folder = Path(tempfile.gettempdir()) / f"qwen-ray-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,6 +227,10 @@ def serve_jobs(settings, loader: str, commands_in, emit) -> int:
     try:
         connect(settings)
     except Exception as exc:
+        if not settings.ray_address:
+            log.exception("Ray did not start")
+            emit(LoadFailed(f"a local Ray did not start: {type(exc).__name__}: {exc}"))
+            return 1
         log.error("Ray is not reachable: %s", exc)
         emit(LoadFailed(f"Ray is not reachable at {where}: {type(exc).__name__}: {exc}", retry=True))
         return 1

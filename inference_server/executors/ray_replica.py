@@ -81,6 +81,7 @@ def cancel_board() -> ray.actor.ActorHandle:
 @serve.deployment(name=DEPLOYMENT, max_ongoing_requests=1, health_check_period_s=2, health_check_timeout_s=30)
 class EngineReplica:
     def __init__(self, settings, loader: str):
+        _bind_serve_grpc_to_the_node_address()
         # Encoding overlapped with the next job would need a second request on this replica: one at a time.
         self.settings = replace(settings, overlap_finishing="0")
         with _host_lock(Path(settings.data_dir) / ".engine-load.lock"):  # one tiny-model build per host
@@ -124,6 +125,24 @@ class EngineReplica:
         while not await self._board.wait_for_cancel.remote(job_id, CANCEL_WAIT_S):
             pass
         self.runner.cancel(job_id)
+
+
+def _bind_serve_grpc_to_the_node_address() -> None:
+    """Serve 2.60 binds each replica's inter-deployment gRPC server to `[::]`, every interface, whatever the
+    node's address: bind it to the node's address instead (127.0.0.1 for a local Ray). It starts after the
+    replica's constructor, so patching the name that module calls is early enough."""
+    from ray.serve._private import replica as serve_replica
+
+    original = serve_replica.add_port_to_grpc_server
+    if getattr(original, "bound_to_node", False):
+        return
+    node_address = ray.util.get_node_ip_address()
+
+    def add_port(server, address: str):
+        return original(server, address.replace("[::]", node_address, 1))
+
+    add_port.bound_to_node = True
+    serve_replica.add_port_to_grpc_server = add_port
 
 
 class _host_lock:

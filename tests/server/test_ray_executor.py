@@ -17,6 +17,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from tests.ray_head import RayHead
+from tests.server.test_layering import imported_after
 from tests.support import ServerProcess, free_port, png_b64
 
 pytestmark = pytest.mark.ray
@@ -203,3 +204,27 @@ def test_an_unreachable_cluster_is_named_by_readyz(tmp_path):
         assert "Ray is not reachable at 127.0.0.1:" in answer["error"]["message"]
     finally:
         server.stop()
+
+
+def test_a_local_ray_stays_on_loopback_and_leaves_with_the_server(tmp_path):
+    """RAY_ADDRESS empty: the server starts its own Ray; every port of it is on 127.0.0.1, and stopping the
+    server stops all of it (a Ray killed outright leaves agents retrying a dead GCS)."""
+    server = started(ServerProcess(tmp_path, EXECUTOR="ray", RAY_REPLICAS="1"), timeout=300)
+    try:
+        assert server.run("generate", {"prompt": "local ray", **TINY})["status"] == "succeeded"
+        tree = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+        names = " ".join(" ".join(proc.cmdline()) for proc in tree)
+        assert "raylet" in names and "gcs_server" in names and "ServeReplica" in names
+        pids = {proc.pid for proc in tree}
+        listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
+        assert len(listening) > 5 and {c.laddr.ip.removeprefix("::ffff:") for c in listening} == {"127.0.0.1"}, \
+            [(c.laddr, psutil.Process(c.pid).name()) for c in listening]
+    finally:
+        server.stop()
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                             for pid in pids), 60)
+
+
+def test_the_http_process_does_not_import_ray_or_torch():
+    modules = imported_after("import inference_server.front_door, inference_server.executors.ray_serve")
+    assert "gevent" in modules and not {"ray", "torch"} & modules
