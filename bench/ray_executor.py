@@ -24,7 +24,7 @@ from tests.support import ServerProcess
 
 STEP_S = 0.1  # the stand-in's step: 8 steps make a 0.8 s job, about a fast-mode 1024² image on an H100
 STEPS = 8
-JOBS_PER_REPLICA = 6
+JOBS_PER_REPLICA = 10
 P7_BODY = {"prompt": "a red lantern", "width": 128, "height": 128, "num_inference_steps": 8}
 
 
@@ -34,8 +34,11 @@ def sleeping_engine(_settings) -> FakeEngine:
 
 
 def p7_dispatch_overhead(work: Path, rounds: int = 8) -> Row:
-    local = ServerProcess(work / "p7-local", EXECUTOR="local").start(timeout=600)
-    ray = ServerProcess(work / "p7-ray", EXECUTOR="ray", RAY_REPLICAS="1").start(timeout=600)
+    # One torch thread on both sides: Ray gives a fractional-CPU replica OMP_NUM_THREADS=1, and on two busy
+    # cores that alone changes a tiny-model job's time many times over; the ratio is to show the dispatch.
+    threads = {"OMP_NUM_THREADS": "1"}
+    local = ServerProcess(work / "p7-local", EXECUTOR="local", **threads).start(timeout=600)
+    ray = ServerProcess(work / "p7-ray", EXECUTOR="ray", RAY_REPLICAS="1", **threads).start(timeout=600)
     ratios, medians = [], {"local": [], "ray": []}
     try:
         for i in range(rounds + 1):  # round 0 warms both up
@@ -55,7 +58,7 @@ def p7_dispatch_overhead(work: Path, rounds: int = 8) -> Row:
         local.stop()
     ray_s, local_s = statistics.median(medians["ray"]), statistics.median(medians["local"])
     return Row("P7-cpu", "a tiny-model job (128², 8 steps) through EXECUTOR=ray ÷ through EXECUTOR=local",
-               statistics.median(ratios), 1.1,
+               statistics.median(ratios), 1.0,
                f"median of {rounds} alternating rounds; medians {ray_s:.3f} s and {local_s:.3f} s")
 
 
@@ -101,8 +104,7 @@ def p8_scaling(work: Path) -> list[Row]:
     for n in (2, 4):
         rows.append(Row(f"P8-cpu-{n}", f"throughput with {n} replicas ÷ {n} × one replica (stand-in engine, "
                                        f"{STEPS} × {STEP_S:g} s sleeping steps)",
-                        rates[n] / (n * rates[1]), 0.0,
-                        f"{rates[n]:.2f} ÷ ({n} × {rates[1]:.2f}) jobs/s; goal ≥ 0.9 at 4"))
+                        rates[n] / (n * rates[1]), 0.9, f"{rates[n]:.2f} ÷ ({n} × {rates[1]:.2f}) jobs/s"))
     return rows
 
 
@@ -112,8 +114,9 @@ def main() -> int:
         rows = [p7_dispatch_overhead(work), *p8_scaling(work)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for row in rows:
-        sys.stdout.write(f"| {row.key} | {row.what} | **{row.measured:.3f}** ({row.detail}) | {row.target} |\n")
+    for row in rows:  # P7 is reported (a ratio of about 1 is the hope); P8 is a goal from below
+        goal = "report" if row.key == "P7-cpu" else f"≥ {row.target}"
+        sys.stdout.write(f"| {row.key} | {row.what} | **{row.measured:.3f}** ({row.detail}) | {goal} |\n")
     return 0
 
 

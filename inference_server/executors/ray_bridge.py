@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `inference_server`
 PING_EVERY_S = 5.0
 BUSY_PAUSE_S = 0.5
+LEAVING = threading.Event()  # set once the front door has gone: the cluster's silence is then expected
 # Settings that only the HTTP side reads: changing them does not call for new replicas.
 HTTP_ONLY = {"host", "port", "api_keys", "cors_origins", "max_connections", "header_timeout_s", "body_timeout_s",
              "max_waits_per_key", "max_queue", "max_upload_mb", "cache_size", "result_ttl_s", "worker_stall_s",
@@ -182,11 +183,12 @@ class Bridge:
         names Ray until it answers."""
         import ray
 
-        while True:
-            time.sleep(PING_EVERY_S)
+        while not LEAVING.wait(PING_EVERY_S):
             try:
                 ray.get(self.board.deployed.remote(), timeout=PING_EVERY_S * 2)
             except Exception as exc:
+                if LEAVING.is_set():  # the front door is going: ray.shutdown() is under way
+                    return
                 log.error("the Ray cluster does not answer: %s", exc)
                 os._exit(3)
 
@@ -218,6 +220,7 @@ def main() -> int:
     finally:
         import ray
 
+        LEAVING.set()
         if ray.is_initialized():
             ray.shutdown()  # the front door is stopping; a cluster we joined keeps its replicas for the next one
 
