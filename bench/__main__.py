@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ratios
+from bench import edit_memory, ratios
 from bench.provenance import commit, machine
 
 HEADER = "| # | what | measured | target |\n|---|---|---|---|"
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     measure(ratios.p2_memory)
+    measure(edit_memory.p6_edit_memory)
     rows.sort(key=lambda row: row.key)
     text = report(rows)
     Path(args.out).write_text(text)

@@ -14,7 +14,10 @@ from flask import Flask, g, request
 from PIL import Image
 
 from inference_server import logs
-from inference_server.api import errors, jobs, meta, openapi, security, tasks
+from inference_server.api import (
+    errors, job_list, jobs, meta, openai_images, openapi, playground, security, tasks, tool_schema,
+)
+from inference_server.api.file_links import FileLinks
 from inference_server.api.wait_limits import WaitLimiter
 from inference_server.config import Settings
 from inference_server.executors.events import Executor
@@ -53,12 +56,14 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     metrics = Metrics()
     app.config["METRICS"] = metrics
     app.config["WAITS"] = WaitLimiter(settings.max_waits_per_key)
+    app.config["FILE_LINKS"] = FileLinks(settings)
     app.config["JOBS"] = JobService(settings, executor or make_executor(settings, engine_loader), metrics,
                                     tasks_registry or DEFAULT_TASKS)
     _access_log(app)
     errors.register(app)
     security.register(app)
-    for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp):
+    for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, job_list.bp, playground.bp, tool_schema.bp,
+                      openai_images.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -22,6 +22,10 @@ class Settings:
     data_dir: Path = Path("data")
     api_keys: tuple[str, ...] = ()
     device: str = "auto"
+    edit_model_id: str = ""  # empty: Qwen/Qwen-Image-Edit-2509 on CUDA, none on a CPU-only machine; tiny; none
+    edit_placement: str = "auto"  # gpu | swap | auto: both transformers resident, or the idle one parked on the host
+    edit_device: str = ""  # empty: DEVICE; cuda:1 puts the edit model on a second GPU
+    edit_input_area: int = 0  # pixels Edit Plus VAE-encodes each input image at; 0: the pipeline's own (~1 MP)
     torch_dtype: str = "auto"
     enable_cpu_offload: str = "auto"  # auto: only when the weights do not fit the GPU
     vae_tiling: bool = False
@@ -44,6 +48,15 @@ class Settings:
     header_timeout_s: int = 15  # a request's line and headers must arrive within this, and idle keep-alives end
     body_timeout_s: float = 60.0  # a request's whole body must arrive within this, or 408
     max_waits_per_key: int = 64  # concurrent long-polls and event streams per API key (or client address)
+    safety_checker: str = "none"  # none | nudenet | classifier:<hub id or folder> (docs/safety.md)
+    safety_labels: tuple[str, ...] = ()  # the labels that count as unsafe; empty: the checker's own
+    safety_threshold: float = 0.5
+    safety_policy: str = "block"  # flag | blur | block, for an image the checker finds unsafe
+    prompt_blocklist: str = ""  # a file of words and patterns refused in prompts
+    public_base_url: str = ""  # how clients reach the server (https://host[:port]): absolute links and schemas
+    file_url_secret: str = ""  # signs /v1/files links; empty: generated once into DATA_DIR/file_url_secret
+    file_url_ttl_s: float = 86400.0  # how long a signed file link opens without the key
+    openai_wait_s: float = 300.0  # how long the OpenAI Images endpoints wait for a job before answering
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
     executor: str = "local"  # local: the engine in a child process; ray: jobs on Ray Serve replicas
     ray_address: str = ""  # EXECUTOR=ray: a running cluster (host:port); empty starts a local one

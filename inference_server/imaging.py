@@ -43,8 +43,10 @@ def decode_image(data: bytes, field: str, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError:
         raise ApiError(413, "image_too_large", f"image exceeds MAX_PIXELS={max_pixels} (decompression bomb guard)",
                        field) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, "invalid_image", f"cannot decode image: {exc}", field) from None
+    except UnidentifiedImageError:
+        raise ApiError(422, "invalid_image", f"{field}: not an image: send PNG, JPEG or WebP bytes", field) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ApiError(422, "invalid_image", f"{field}: cannot decode the image ({exc})", field) from None
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if "transparency" in image.info or image.mode in ("PA",) else "RGB")
     return image

@@ -18,5 +18,7 @@ class Metrics:
         self.images = Counter("qwen_image_images", "Images made", ["task"], registry=self.registry)
         self.cache_hits = Counter("qwen_image_cache_hits", "Requests answered from the result cache",
                                   registry=self.registry)
+        self.safety_actions = Counter("qwen_image_safety_actions", "Images the safety policy flagged, blurred or "
+                                      "blocked", ["action"], registry=self.registry)
         self.rejected = Counter("qwen_image_rejected", "Requests refused because the queue was full",
                                 registry=self.registry)

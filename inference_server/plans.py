@@ -18,8 +18,11 @@ from PIL import Image
 from inference_server import masks, sizes
 from inference_server.compositing import BlendOnto, Finish, PasteBack
 from inference_server.errors import ApiError
-from inference_server.families import Family
-from inference_server.schemas import GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest
+from inference_server.families import Family, edit_default_size
+from inference_server.model_names import BASE
+from inference_server.schemas import (
+    EditRequest, GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest,
+)
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Plan:
     finish: Finish = None  # how a raw image becomes the result (None: as it is)
     input_digest: str = ""
     cacheable: bool = False  # only requests with an explicit seed are repeatable
-    model: str = "base"  # the name of the served model that runs it
+    model: str = BASE  # the name of the served model that runs it
 
     def cache_key(self, model: str) -> str:
         """Model, task, every parameter, the seeds and the input images' hashes."""
@@ -181,3 +184,38 @@ def plan_outpaint(request: OutpaintRequest, images, family: Family, limits: Limi
                   bottom=extents[3], feather=request.feather, offset=list(canvas.offset), strength=1.0)
     call.update(width=width, height=height, strength=1.0, image=canvas.prefill, mask_image=canvas.hard)
     return Plan("", "", params, seeds, call, notices, BlendOnto(canvas.prefill, canvas.soft))
+
+
+def plan_edit(request: EditRequest, images, family: Family, limits: Limits) -> Plan:
+    """Image 1 is edited, the others are references. Without a size: image 1's aspect ratio at about 1 MP.
+
+    With a mask, the result has image 1's size and its pixels outside the (grown, blurred) mask, as inpaint.
+    """
+    notices: list[str] = []
+    params, seeds, call = _common(request, family)
+    inputs = [images[name].convert("RGB") for name in sorted((n for n in images if n.startswith("images[")),
+                                                               key=lambda n: int(n[7:-1]))]
+    if len(inputs) > family.max_images:
+        raise ApiError(422, "invalid_value", f"images: this edit model takes at most {family.max_images} image(s), "
+                                             f"not {len(inputs)}", "images")
+    first = inputs[0]
+    if request.width is not None:
+        width, height = _snapped(request.width, request.height, family, limits, notices)
+    else:
+        width, height = edit_default_size(first.width, first.height, family.size_multiple)
+        _check_pixels(width, height, limits, "images[0]")
+    params.update(width=width, height=height, images=len(inputs))
+    finish = None
+    if images.get("mask") is not None:
+        mask = masks.mask_from_upload(images["mask"])
+        if mask.size != first.size:
+            notices.append(f"mask {mask.width}x{mask.height} resized to image 1's {first.width}x{first.height}")
+            mask = mask.resize(first.size, Image.Resampling.NEAREST)
+        hard, soft = masks.prepare_inpaint_mask(mask, request.mask_invert, request.mask_grow, request.mask_blur)
+        if masks.bounding_box(hard) is None:
+            raise ApiError(422, "empty_mask", "mask: the mask selects no pixels (white = change)", "mask")
+        finish = PasteBack(first, soft, (0, 0, first.width, first.height))
+        params.update(width=first.width, height=first.height, processing_size=[width, height],
+                      mask_blur=request.mask_blur, mask_grow=request.mask_grow, mask_invert=request.mask_invert)
+    call.update(image=inputs if family.max_images > 1 else first, width=width, height=height)
+    return Plan("", "", params, seeds, call, notices, finish)

@@ -79,12 +79,38 @@ class Img2ImgRequest(PromptRequired):
         return self
 
 
+class EditRequest(PromptRequired):
+    """An instruction (`prompt`) applied to image 1, with up to two reference images; optionally inside a mask."""
+
+    width: int | None = Field(None, ge=16, le=4096)
+    height: int | None = Field(None, ge=16, le=4096)
+    mask_invert: bool = False
+    mask_blur: int = Field(8, ge=0, le=64)
+    mask_grow: int = Field(8, ge=0, le=128)
+
+    @model_validator(mode="after")
+    def _size(self) -> "EditRequest":
+        _pair(self.width, self.height)
+        return self
+
+
 class Region(BaseModel):
     model_config = ConfigDict(extra="forbid")
     x: int = Field(ge=0)
     y: int = Field(ge=0)
     width: int = Field(ge=1)
     height: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        """`"x,y,width,height"` too: tools whose parameters are flat strings (Dify's custom tools) send it so."""
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) != 4 or not all(part.lstrip("-").isdigit() for part in parts):
+            raise ValueError('give {"x", "y", "width", "height"} or the text "x,y,width,height" in pixels')
+        return dict(zip(("x", "y", "width", "height"), map(int, parts)))
 
 
 class InpaintRequest(TaskRequest):

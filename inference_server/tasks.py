@@ -17,9 +17,10 @@ from inference_server import plans
 from inference_server.errors import ApiError
 from inference_server.families import Family
 from inference_server.imaging import decode_image
+from inference_server.model_names import BASE, EDIT
 from inference_server.plans import Limits, Plan
 from inference_server.schemas import (
-    GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest, validate_request,
+    EditRequest, GenerateRequest, Img2ImgRequest, InpaintRequest, OutpaintRequest, TaskRequest, validate_request,
 )
 
 PlanBuilder = Callable[[TaskRequest, dict[str, Image.Image], Family, Limits], Plan]
@@ -43,7 +44,7 @@ class TaskSpec:
     images: tuple[ImageInput, ...]
     build_plan: PlanBuilder
     pipeline: str  # the pipeline kind the engine runs: text2image | image2image | inpainting | ...
-    model: str = "base"  # the served model, by name
+    model: str = BASE  # the served model, by name (model_names.py)
 
     @property
     def image_names(self) -> tuple[str, ...]:
@@ -113,6 +114,9 @@ class TaskRegistry:
 
 _IMAGE = "Input image: base64 or a data: URI (PNG, JPEG, WebP)"
 _MASK = "Mask image: white = repaint, or RGBA with transparent = repaint"
+_EDIT_IMAGES = ("1 to 3 images, base64 or data: URIs: image 1 is edited, the others are references "
+                "(\"the person from image 2\")")
+_EDIT_MASK = "Optional mask over image 1: white = may change; pixels outside stay exactly as sent"
 
 DEFAULT_TASKS = TaskRegistry((
     TaskSpec("generate", "Text to image", GenerateRequest, (), plans.plan_generate, "text2image"),
@@ -122,4 +126,19 @@ DEFAULT_TASKS = TaskRegistry((
              (ImageInput("image", True, _IMAGE),), plans.plan_outpaint, "inpainting"),
     TaskSpec("img2img", "Redraw an image from a prompt, keeping its composition", Img2ImgRequest,
              (ImageInput("image", True, _IMAGE),), plans.plan_img2img, "image2image"),
+    TaskSpec("edit", "Edit image 1 the way the prompt says, with up to two reference images (Qwen-Image-Edit)",
+             EditRequest, (ImageInput("images", True, _EDIT_IMAGES, max_count=3),
+                           ImageInput("mask", False, _EDIT_MASK)), plans.plan_edit, "instruction", model=EDIT),
 ))
+
+# The tasks behind OpenAI's Images API (api/openai_images.py), preferred first: an operation runs the first one
+# registered whose model is served. An edit without a mask goes to `edit` when an edit model is served.
+OPENAI_IMAGE_TASKS = {"generations": ("generate",), "masked_edits": ("inpaint",), "edits": ("edit", "img2img")}
+
+
+def first_served(registry: TaskRegistry, names: tuple[str, ...], served_models) -> TaskSpec | None:
+    """The first of `names` that is registered and whose model is among `served_models`."""
+    for name in names:
+        if name in registry and registry.get(name).model in served_models:
+            return registry.get(name)
+    return None

@@ -9,6 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from qwen_client import results
 from qwen_client.config import Settings
 from qwen_client.errors import JobError, QwenImageError, ServerError
 
@@ -22,6 +23,8 @@ POLL_SLICE_S = 15
 # Extra read time beyond the wait the server was asked for.
 SLACK_S = 10
 CANCEL_TIMEOUT_S = 5
+# The server setting that enables a task served by a model of its own (docs/api.md, task_unavailable).
+MODEL_SETTINGS = {"edit": "EDIT_MODEL_ID (for example Qwen/Qwen-Image-Edit-2509)"}
 
 
 def _session(api_key: str | None, retry: Retry) -> requests.Session:
@@ -72,6 +75,7 @@ class Client:
     def __init__(self, settings: Settings, field_labels: Mapping[str, str] | None = None):
         self.base = settings.server_url
         self.budget_s = settings.budget_s
+        self._api_key = settings.api_key
         self._labels = dict(field_labels or {})
         # A POST answered 502/504 by a proxy may still have been accepted: retry only 503.
         self._http = _session(settings.api_key, _retry({"GET", "DELETE"}, (502, 503, 504)))
@@ -136,12 +140,27 @@ class Client:
             text = f"The inference server's queue is full ({message}). Try again in {wait} s."
         elif status == 413:
             text = f"The request is too large for the inference server ({message}). Use smaller input images."
+        elif code in ("task_unavailable", "unknown_task"):
+            task = resp.request.path_url.split("?")[0].rsplit("/", 1)[-1] if resp.request else "this"
+            fix = (f"set {MODEL_SETTINGS.get(task, 'the model settings')} and restart it"
+                   if code == "task_unavailable" else "update it to a version that has this task")
+            text = (
+                f"The inference server at {self.base} does not serve the '{task}' task ({message}). "
+                f"The server's operator must {fix}; the other tools keep working."
+            )
         elif field:
-            label = self._labels.get(field) or self._labels.get(field.split(".")[0]) or field
-            text = f"The inference server rejected the parameter '{label}': {message}"
+            text = f"The inference server rejected the parameter '{self._label(field)}': {message}"
         else:
             text = f"The inference server at {self.base} answered {status} ({code}): {message}"
         return ServerError(text, status, code)
+
+    def _label(self, field: str) -> str:
+        """What the user calls a server field: 'images[2]' is image 3 of the images parameter."""
+        top = field.split(".")[0]
+        indexed = re.fullmatch(r"(\w+)\[(\d+)\]", top)
+        if indexed and indexed.group(1) in self._labels:
+            return f"{self._labels[indexed.group(1)]}, image {int(indexed.group(2)) + 1}"
+        return self._labels.get(field) or self._labels.get(top) or field
 
     # --- the API -------------------------------------------------------------------
     def check(self) -> dict:
@@ -223,19 +242,12 @@ class Client:
         raise JobError(
             f"Job {job_id} on {self.base} {status}: {error.get('code', 'unknown')}: "
             f"{error.get('message', 'no details')}",
-            job_id,
+            job_id, error.get("code"),
         )
 
-    def fetch(self, url: str, deadline: float) -> bytes:
-        """Download one result image: a path like /v1/files/<name> on this server, where the key may go."""
-        if url.startswith(self.base + "/"):
-            url = url[len(self.base):]
-        if not url.startswith("/v1/files/"):
-            raise ServerError(f"The inference server at {self.base} returned an image URL outside it: {url!r}.")
-        resp = self._request(self._http, "GET", url, max(5.0, deadline - time.monotonic()))
-        if resp.status_code >= 400:
-            raise self._error(resp)
-        return resp.content
+    def result_fetcher(self, deadline: float, wanted: int) -> results.ResultFetcher:
+        """Downloads for this call's result images, capped and bounded by the deadline."""
+        return results.ResultFetcher(self.base, self._api_key, deadline, wanted)
 
     @staticmethod
     def _wait_slice(deadline: float) -> int:

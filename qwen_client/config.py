@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from qwen_client import addresses
 from qwen_client.errors import QwenImageError
 
 DEFAULT_BUDGET_S = 540
@@ -23,12 +24,20 @@ class Settings:
 
 def from_credentials(credentials: dict) -> Settings:
     url = str(credentials.get("server_url") or "").strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise QwenImageError(
             f"Server URL '{url}' is not an http(s) URL. "
             "Set it to the inference server's root, e.g. http://gpu-host:8000"
         )
+    try:
+        addresses.ascii_host(parts.hostname or "")
+    except ValueError as exc:
+        raise QwenImageError(f"Server URL '{url}': its host is not a valid host name ({exc}).") from None
     key = str(credentials.get("api_key") or "").strip() or None
     raw = str(credentials.get("timeout_seconds") or "").strip() or str(DEFAULT_BUDGET_S)
     try:
@@ -49,13 +58,12 @@ def _hosts(raw: str) -> frozenset[str]:
     hosts = set()
     for entry in str(raw).replace(",", " ").split():
         if entry.count(":") > 1 and "[" not in entry and "//" not in entry:  # a bare IPv6 address
-            hosts.add(entry.lower())
-            continue
+            entry = f"[{entry}]"
         try:
-            host = urlsplit(entry if "//" in entry else "//" + entry).hostname
+            host = addresses.ascii_host(urlsplit(entry if "//" in entry else "//" + entry).hostname or "")
         except ValueError:
             host = None
         if not host:
             raise QwenImageError(f"Private image hosts: '{entry}' is not a host name or address.")
-        hosts.add(host.lower())
+        hosts.add(host)
     return frozenset(hosts)

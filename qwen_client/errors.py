@@ -17,9 +17,10 @@ class ServerError(QwenImageError):
 class JobError(QwenImageError):
     """A submitted job failed, was cancelled, or outlived the call's budget."""
 
-    def __init__(self, message: str, job_id: str):
+    def __init__(self, message: str, job_id: str, code: str | None = None):
         super().__init__(message)
         self.job_id = job_id
+        self.code = code  # the job's error code (oom, timeout, unsafe_content...) when it ended
 
 
 class InputFileError(QwenImageError):

@@ -77,8 +77,11 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                answer = requests.get(f"{self.url}/readyz", timeout=2)
+                if answer.status_code == 200:
                     return
+                if "failed to load" in answer.text:  # it will not get better by waiting
+                    raise RuntimeError(f"the model failed to load: {answer.text} {self.log_tail()}")
             except (requests.ConnectionError, requests.Timeout):  # no worker accepting yet, or one still booting
                 pass
             time.sleep(0.1)

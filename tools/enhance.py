@@ -18,6 +18,17 @@ SYSTEM = (
     "(in quotes) in concrete visual terms, in at most 120 words, in the user's language. "
     "Answer with the prompt only: no preamble, no quotes around it, no lists."
 )
+# An edit model reads an instruction about images it sees, not a description of a new scene.
+EDIT_SYSTEM = (
+    "Rewrite the user's request into one clear edit instruction for an instruction-based image "
+    "editing model (Qwen-Image-Edit). You rewrite an edit instruction, not a scene description: the "
+    "model sees the input images, so say what to change and what to keep, not what the whole picture "
+    "shows. The image being edited is 'image 1'; further input images are 'image 2' and 'image 3' "
+    "(references, e.g. 'put the bottle from image 2 on the table in image 1'). Put any text to write in "
+    "quotes. At most 80 words, in the user's language. Answer with the instruction only: no preamble, "
+    "no quotes around it, no lists."
+)
+SYSTEMS = {"edit": EDIT_SYSTEM} | {task: SYSTEM.format(task=text) for task, text in INSTRUCTIONS.items()}
 MAX_PROMPT_CHARS = 4000
 
 
@@ -34,7 +45,7 @@ def enhance(session, model: dict, task: str, prompt: str) -> str:
         result = session.model.llm.invoke(
             model_config=config,
             prompt_messages=[
-                SystemPromptMessage(content=SYSTEM.format(task=INSTRUCTIONS[task])),
+                SystemPromptMessage(content=SYSTEMS[task]),
                 UserPromptMessage(content=prompt),
             ],
             stream=False,
@@ -43,7 +54,7 @@ def enhance(session, model: dict, task: str, prompt: str) -> str:
     except Exception as exc:
         raise QwenImageError(
             f"Prompt enhancement with {name} failed: {exc}. Clear the 'Prompt enhancer' "
-            "setting to generate from the prompt as written."
+            "setting to use the prompt as written."
         ) from exc
     # Reasoning models may prepend their thinking; only the answer is a prompt.
     text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL).strip().strip('"').strip()

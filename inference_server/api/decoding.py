@@ -66,7 +66,7 @@ def _from_form(request: Request, takes: dict[str, int]) -> tuple[dict, dict[str,
         if key.startswith("region."):
             region_parts[key.removeprefix("region.")] = value
         elif key == "region":
-            fields["region"] = _json_object(value, "region")
+            fields["region"] = _json_object(value, "region") if value.lstrip().startswith("{") else value
         else:
             fields[key] = value
     if region_parts:

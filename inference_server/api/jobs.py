@@ -16,23 +16,23 @@ _MIME_BY_EXTENSION = {"png": MIME_TYPES["png"], "webp": MIME_TYPES["webp"], "jpg
 
 @bp.get("/v1/jobs/<job_id>")
 def get_job(job_id: str):
-    jobs = current_app.config["JOBS"]
+    jobs, links = current_app.config["JOBS"], current_app.config["FILE_LINKS"]
     wait = wait_seconds(request.args.get("wait"), "wait", clamp=False)
     if not wait:
-        return jsonify(jobs.get(job_id))
+        return jsonify(links.render(jobs.get(job_id)))
     limiter = current_app.config["WAITS"]
     with limiter.hold(limiter.caller(request)):
-        return jsonify(jobs.wait(job_id, wait))
+        return jsonify(links.render(jobs.wait(job_id, wait)))
 
 
 @bp.delete("/v1/jobs/<job_id>")
 def cancel_job(job_id: str):
-    return jsonify(current_app.config["JOBS"].cancel(job_id))
+    return jsonify(current_app.config["FILE_LINKS"].render(current_app.config["JOBS"].cancel(job_id)))
 
 
 @bp.get("/v1/jobs/<job_id>/events")
 def job_events(job_id: str):
-    jobs = current_app.config["JOBS"]
+    jobs, links = current_app.config["JOBS"], current_app.config["FILE_LINKS"]
     jobs.get(job_id)  # a 404 before the stream starts
     limiter = current_app.config["WAITS"]
     caller = limiter.caller(request)
@@ -40,7 +40,7 @@ def job_events(job_id: str):
 
     def stream():
         for job in jobs.events(job_id):
-            yield ": keep-alive\n\n" if job is None else f"event: job\ndata: {json.dumps(job)}\n\n"
+            yield ": keep-alive\n\n" if job is None else f"event: job\ndata: {json.dumps(links.render(job))}\n\n"
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_server import __version__
 from inference_server.errors import ApiError
+from inference_server.model_names import BASE
 
 bp = Blueprint("meta", __name__)
 SERVICE_NAME = "qwen-image-inference-server"
@@ -30,7 +31,7 @@ def info():
     settings = current_app.config["SETTINGS"]
     jobs = current_app.config["JOBS"]
     models = jobs.models()
-    base = models.get("base")
+    base = models.get(BASE)
     described = base.describe() if base else {"model": None, "family": None, "device": None, "dtype": None}
     family = base.family if base else None
     return jsonify({

@@ -1,8 +1,13 @@
-"""GET /openapi.json: OpenAPI 3.1 built from the task registry and the pydantic models that validate requests."""
+"""GET /openapi/full.json: every endpoint in OpenAPI 3.1, built from the task registry and the request models.
+
+`/openapi.json` is the smaller schema that Dify's custom-tool importer reads (`api/tool_schema.py`).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
+
+from inference_server.api.file_links import server_url
 
 from inference_server import __version__
 from inference_server.jobs.status import JobStatus
@@ -34,7 +39,9 @@ def _task_operation(spec: TaskSpec, components: dict) -> dict:
     return {"post": {
         "operationId": spec.name, "summary": f"{spec.summary} (task {spec.name})", "tags": ["tasks"],
         "parameters": [{"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
-                        "description": "wait=N (N ≤ 60): wait up to N s and answer 200 with the finished job"}],
+                        "description": "wait=N (N ≤ 60): wait up to N s and answer 200 with the finished job"},
+                       {"name": "wait", "in": "query", "required": False, "schema": {"type": "number", "maximum": 60},
+                        "description": "The same as Prefer: wait=N, for clients that cannot send headers"}],
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}},
             "multipart/form-data": {"schema": multipart}}},
@@ -54,7 +61,10 @@ def build_spec(server_url: str, tasks: TaskRegistry) -> dict:
             "position": {"type": ["integer", "null"]}, "progress": {"type": "object"}, "params": {"type": "object"},
             "notices": {"type": "array", "items": {"type": "string"}},
             "images": {"type": "array", "items": {"type": "object", "properties": {
-                "url": {"type": "string"}, "seed": {"type": "integer"}, "width": {"type": "integer"},
+                "url": {"type": "string", "description": "Signed when the server has keys; absolute with "
+                                                         "PUBLIC_BASE_URL"},
+                "absolute_url": {"type": "string", "description": "The same link with the scheme and host"},
+                "seed": {"type": "integer"}, "width": {"type": "integer"},
                 "height": {"type": "integer"}, "mime_type": {"type": "string"}}}},
             "error": {"type": ["object", "null"]}, "cache": {"type": "string"},
             "model": {"type": "string", "description": "The model that ran it"}}},
@@ -70,19 +80,31 @@ def build_spec(server_url: str, tasks: TaskRegistry) -> dict:
             "delete": {"operationId": "cancelJob", "summary": "Cancel a queued or running job",
                        "parameters": [job_id],
                        "responses": {"200": {"description": "The job", **_JOB}, "404": _ERROR, "409": _ERROR}}},
+        "/v1/jobs": {"get": {
+            "operationId": "listJobs", "summary": "Recent jobs, newest first; pass next_before as before for more",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 100, "default": 20}},
+                           {"name": "before", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "{jobs: [Job], next_before: string | null}"}, "422": _ERROR}}},
         "/v1/jobs/{job_id}/events": {"get": {
             "operationId": "jobEvents", "summary": "The job's changes as Server-Sent Events",
             "parameters": [job_id], "responses": {"200": {"description": "text/event-stream"}, "404": _ERROR}}},
         "/v1/files/{name}": {"get": {
             "operationId": "getFile", "summary": "An output image",
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "Image bytes"}, "404": _ERROR}}},
+            "description": "With keys on, the key or a signed link's expires and sig (the job's url has them)",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "expires", "in": "query", "schema": {"type": "integer"}},
+                           {"name": "sig", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "Image bytes"}, "403": _ERROR, "404": _ERROR}}},
         "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "Alive"}}}},
         "/readyz": {"get": {"operationId": "readyz", "security": [],
                             "responses": {"200": {"description": "Ready"}, "503": _ERROR}}},
         "/v1/info": {"get": {"operationId": "info", "responses": {"200": {"description": "Model, device, limits"}}}},
         "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}},
-        "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "This spec"}}}},
+        "/openapi/full.json": {"get": {"operationId": "openapi",
+                                       "responses": {"200": {"description": "This spec"}}}},
+        "/openapi.json": {"get": {"operationId": "toolSchema", "security": [], "responses": {
+            "200": {"description": "The task operations for Dify's custom-tool importer"}}}},
     })
     return {
         "openapi": "3.1.0",
@@ -95,6 +117,6 @@ def build_spec(server_url: str, tasks: TaskRegistry) -> dict:
     }
 
 
-@bp.get("/openapi.json")
+@bp.get("/openapi/full.json")
 def openapi():
-    return jsonify(build_spec(request.url_root.rstrip("/"), current_app.config["JOBS"].tasks))
+    return jsonify(build_spec(server_url(), current_app.config["JOBS"].tasks))

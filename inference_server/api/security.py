@@ -8,7 +8,8 @@ from flask import Flask, request
 
 from inference_server.errors import ApiError
 
-OPEN_PATHS = {"/healthz", "/readyz"}
+OPEN_PATHS = {"/healthz", "/readyz", "/ui", "/openapi.json"}  # /openapi.json: Dify's "Import from URL" sends no key
+OPEN_PREFIXES = ("/ui/",)  # the playground's static files; the page sends the key on its API calls
 
 
 def key_matches(sent: str, keys: tuple[str, ...]) -> bool:
@@ -26,8 +27,13 @@ def register(app: Flask) -> None:
     def require_key():
         if request.method == "OPTIONS" or request.path in OPEN_PATHS or not settings.api_keys:
             return None
+        if request.path.startswith(OPEN_PREFIXES):  # every path under it is routed to the static files
+            return None
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key_matches(token.strip(), settings.api_keys):
+            links = app.config.get("FILE_LINKS")  # a signed /v1/files link opens without the key (api/file_links.py)
+            if not token.strip() and links is not None and links.admits(request):
+                return None
             raise ApiError(401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": 'Bearer realm="qwen-image"'})
         return None

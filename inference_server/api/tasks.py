@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from inference_server.api.decoding import prefer_wait, read_task_body
+from inference_server.api.decoding import prefer_wait, read_task_body, wait_seconds
 from inference_server.errors import ApiError
 from inference_server.jobs.status import ENDED
 
@@ -32,8 +32,11 @@ def submit(task: str):
     jobs = current_app.config["JOBS"]
     spec = jobs.tasks.get(task)  # 404 naming the tasks there are
     fields, raw_images = read_task_body(request, spec.images)
-    job = submit_task(task, fields, raw_images)
-    wait = prefer_wait(request)
+    # ?wait=N is Prefer: wait=N for clients that cannot send headers (Dify's custom tools: docs/dify-custom-tool.md)
+    query_wait = request.args.get("wait")
+    wait = wait_seconds(query_wait, "wait", clamp=False) if query_wait is not None else prefer_wait(request)
+    # JSON null means "not given", as an empty form field does: Dify's custom tools send null for absent properties
+    job = submit_task(task, {key: value for key, value in fields.items() if value is not None}, raw_images)
     if wait and job["status"] not in ENDED:
         limiter = current_app.config["WAITS"]
         try:
@@ -44,9 +47,9 @@ def submit(task: str):
                 raise
             wait = 0
     finished = job["status"] in ENDED
-    response = jsonify(job)
+    response = jsonify(current_app.config["FILE_LINKS"].render(job))
     response.status_code = 200 if finished and wait else 202
     response.headers["Location"] = f"/v1/jobs/{job['id']}"
-    if wait:
+    if wait and query_wait is None:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     return response

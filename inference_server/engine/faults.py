@@ -21,6 +21,9 @@ class FaultyEngine:
         self._engine = engine
         self.models, self.model, self.family, self.device = engine.models, engine.model, engine.family, engine.device
 
+    def __getattr__(self, name: str):  # anything not faulted: the wrapped engine's (last_swap_s, swaps...)
+        return getattr(self._engine, name)
+
     def model_infos(self) -> dict:
         return self._engine.model_infos()
 

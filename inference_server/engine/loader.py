@@ -21,7 +21,6 @@ from inference_server.config import Settings
 from inference_server.families import Family, family_for
 
 log = logging.getLogger(__name__)
-BASE = "base"  # the model every task but instruction edit runs on (MODEL_ID)
 DEFAULT_MODEL = "Qwen/Qwen-Image"
 TINY_MODEL = "tiny"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -69,11 +68,9 @@ class LoadedModel:
     model_name: str
     device: str
     dtype: torch.dtype
-
-
-def load_models(settings: Settings) -> dict[str, LoadedModel]:
-    """Every served model by name. Further models (EDIT_MODEL_ID) join here, sharing identical components."""
-    return {BASE: load(settings)}
+    path: str = ""  # the folder it was loaded from (for sharing identical components)
+    placement: object | None = None  # engine.placement.Placement, when transformers share a device by turns
+    input_area: int | None = None  # Edit Plus: the area each input image is VAE-encoded at (None: its own)
 
 
 def load(settings: Settings) -> LoadedModel:
@@ -98,7 +95,7 @@ def load(settings: Settings) -> LoadedModel:
         pipe.set_progress_bar_config(disable=True)
     if settings.compile_transformer:
         _warm_up(base, family)
-    return LoadedModel(pipelines, family, name, device, dtype)
+    return LoadedModel(pipelines, family, name, device, dtype, path)
 
 
 def wants_offload(setting, base: DiffusionPipeline, device: str) -> bool:

@@ -7,7 +7,9 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from inference_server.engine.loader import BASE, LoadedModel
+from inference_server.engine.edit_runner import reference_area
+from inference_server.engine.loader import LoadedModel
+from inference_server.model_names import BASE
 from inference_server.errors import JobFailure
 
 StepCallback = Callable[[int, int], None]  # (steps done, steps in all); may raise JobFailure to stop
@@ -21,6 +23,7 @@ class Engine:
         self.model = self.models[BASE]
         self.family = self.model.family
         self.device = self.model.device
+        self.last_swap_s = 0.0  # what the last call waited for its transformer to be moved in
 
     def model_infos(self) -> dict[str, dict]:
         """What the HTTP side needs to plan for each model (`executors.events.ModelInfo` fields)."""
@@ -39,10 +42,15 @@ class Engine:
     def before_encoding(self, fault: str | None) -> None:
         """A hook for the test wrapper; nothing to do here."""
 
+    def swaps(self) -> bool:
+        """Whether the transformers take turns on the device (EDIT_PLACEMENT=swap): jobs then report swap_s."""
+        return any(getattr(m.placement, "mode", "") == "swap" for m in self.models.values())
+
     def call_pipeline(self, pipeline: str, call: dict, seeds: list[int], on_step: StepCallback,
                       model: str = BASE) -> list[Image.Image]:
         """One pipeline call per image, so image i of a batch equals seed+i run alone, bit for bit."""
         loaded = self.models[model]
+        self.last_swap_s = loaded.placement.activate(model) if loaded.placement is not None else 0.0
         pipe = loaded.pipelines[pipeline]
         if pipeline == "inpainting" and loaded.family.unused_masked_latents:
             call = {**call, "masked_image_latents": self._placeholder_latents(pipe, call)}
@@ -60,7 +68,7 @@ class Engine:
             # A CPU generator gives the same noise on every device.
             generator = torch.Generator("cpu").manual_seed(seed)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), reference_area(loaded.input_area):
                     result = pipe(**call, generator=generator, callback_on_step_end=step_end, output_type="pil")
             except torch.OutOfMemoryError as exc:
                 del exc
@@ -85,7 +93,7 @@ class Engine:
 def load_engine(settings) -> Engine:
     """What the executor calls in the engine's process; INJECT_FAULTS=1 wraps it for the tests' fault hooks."""
     from inference_server.engine.faults import FaultyEngine
-    from inference_server.engine.loader import load_models
+    from inference_server.engine.models import load_models
 
     engine = Engine(load_models(settings))
     return FaultyEngine(engine) if settings.inject_faults else engine

@@ -28,6 +28,15 @@ PROMPT_TEMPLATE_PREFIX = (
     "spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n"
 )
 TEMPLATE_PREFIX_TOKENS = 34
+# Qwen-Image-Edit's (Edit and Edit Plus) template prefix; those pipelines drop its first 64 tokens. The tokenizer
+# is trained on it too, so one tokenizer serves the base and the edit model byte for byte (tiny_edit_model.py).
+EDIT_PROMPT_TEMPLATE_PREFIX = (
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, "
+    "background), then explain how the user's text instruction should alter or modify the image. Generate a new image "
+    "that meets the user's requirements while maintaining consistency with the original input where "
+    "appropriate.<|im_end|>\n<|im_start|>user\n"
+)
+EDIT_TEMPLATE_PREFIX_TOKENS = 64
 
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -39,6 +48,8 @@ QWEN2_PRETOKENIZE_REGEX = (
 )
 TRAINING_TEXT = [
     PROMPT_TEMPLATE_PREFIX + "a red lantern<|im_end|>\n<|im_start|>assistant\n",
+    EDIT_PROMPT_TEMPLATE_PREFIX + "Picture 1: <|vision_start|><|image_pad|><|vision_end|>make it red<|im_end|>\n"
+    "<|im_start|>assistant\n",
     "A poster of a coffee cup on a wooden table, soft morning light, product photo.",
     "海报：一杯咖啡放在木桌上，柔和的晨光，产品摄影。",
     "A cat wearing sunglasses, 一只戴着墨镜的猫, studio lighting, 4k.",
@@ -94,9 +105,11 @@ def build_tokenizer() -> Qwen2Tokenizer:
         vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         unk_token=None, model_max_length=1024, additional_special_tokens=SPECIAL_TOKENS[1:],
     )
-    prefix = tokenizer(PROMPT_TEMPLATE_PREFIX)["input_ids"]
-    if len(prefix) != TEMPLATE_PREFIX_TOKENS:
-        raise RuntimeError(f"template prefix is {len(prefix)} tokens, the pipeline drops {TEMPLATE_PREFIX_TOKENS}")
+    for template, dropped in ((PROMPT_TEMPLATE_PREFIX, TEMPLATE_PREFIX_TOKENS),
+                              (EDIT_PROMPT_TEMPLATE_PREFIX, EDIT_TEMPLATE_PREFIX_TOKENS)):
+        prefix = tokenizer(template)["input_ids"]
+        if len(prefix) != dropped:
+            raise RuntimeError(f"template prefix is {len(prefix)} tokens, the pipeline drops {dropped}")
     return tokenizer
 
 

@@ -66,12 +66,12 @@ def main() -> int:
     _, settings, loader = start
     try:
         engine = load_callable(loader)(settings)
+        runner = JobRunner(engine, settings, emit)  # loads the safety checker too
     except Exception as exc:
         log.exception("model failed to load")
         emit(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return 1
     emit(Loaded(engine.model_infos()))
-    runner = JobRunner(engine, settings, emit)
     runs: queue.Queue = queue.Queue()
     threading.Thread(target=_read_commands, args=(commands_in, runner, runs), name="commands", daemon=True).start()
     while (command := runs.get()) is not None:

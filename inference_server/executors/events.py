@@ -41,11 +41,12 @@ class DeviceFree:
 
 @dataclass(frozen=True)
 class StoredImage:
-    name: str  # the file's content-addressed name in storage
+    name: str  # the file's content-addressed name in storage; empty when the safety policy blocked it
     seed: int
     width: int
     height: int
     mime_type: str
+    safety: dict | None = None  # what the safety checker found and did (safety/policy.py)
 
 
 @dataclass(frozen=True)

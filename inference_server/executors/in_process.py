@@ -34,11 +34,11 @@ class InProcessExecutor:
     def _load_then_run(self) -> None:
         try:
             engine = self.engine_loader(self.settings)
+            self._runner = JobRunner(engine, self.settings, self._router.route)
         except Exception as exc:
             log.exception("model failed to load")
             self._load_error = f"{type(exc).__name__}: {exc}"
             return
-        self._runner = JobRunner(engine, self.settings, self._router.route)
         self._models = {name: ModelInfo(**info) for name, info in engine.model_infos().items()}
         while (run := self._runs.get()) is not None:
             self._runner.run(*run)

@@ -20,6 +20,8 @@ from inference_server.config import Settings
 from inference_server.errors import JobFailure
 from inference_server.executors.events import DeviceFree, Done, Failed, ImagesStored, JobEvent, Progress, StoredImage
 from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
+from inference_server.safety import policy
+from inference_server.safety.checkers import SafetyUnavailable, load_checker
 from inference_server.storage.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class JobRunner:
         self.settings = settings
         self.files = FileStore(settings.data_dir / "files")
         self._emit = emit
+        # Loaded before the engine reports ready: a checker that cannot load is a load failure /readyz names.
+        self.checker = load_checker(settings.safety_checker, settings.safety_labels, settings.safety_threshold)
         self._cancelled: set[str] = set()
         self._cancel_lock = threading.Lock()
         self._overlap = settings.overlaps_finishing(engine.device)
@@ -60,6 +64,8 @@ class JobRunner:
                                           should_stop=lambda: self._is_cancelled(job_id))
             if self._is_cancelled(job_id):  # it came during the last decode: the caller was told it is cancelled
                 raise JobFailure("cancelled", "cancelled while running")
+            swaps = getattr(self.engine, "swaps", None)  # a fake engine in tests may have no placement at all
+            timings = {"swap_s": round(self.engine.last_swap_s, 3)} if swaps and swaps() else {}
         except Exception as exc:
             self._end_failed(job_id, exc)
             release_free_heap()
@@ -67,9 +73,9 @@ class JobRunner:
         self._wait_for_previous_finish()
         if self._overlap:
             self._emit(DeviceFree(job_id))
-            self._previous_finish = self._finisher.submit(self._finish, job_id, plan, raw, fault, started)
+            self._previous_finish = self._finisher.submit(self._finish, job_id, plan, raw, fault, started, timings)
         else:
-            self._finish(job_id, plan, raw, fault, started)
+            self._finish(job_id, plan, raw, fault, started, timings)
 
     def _wait_for_previous_finish(self) -> None:
         if self._previous_finish is not None:
@@ -78,21 +84,24 @@ class JobRunner:
             except Exception:  # already reported as the job's failure; it must not stop this one
                 log.exception("finishing the previous job failed")
 
-    def _finish(self, job_id: str, plan, raw: list, fault: str | None, started: float) -> None:
+    def _finish(self, job_id: str, plan, raw: list, fault: str | None, started: float, timings: dict) -> None:
         try:
             self.engine.before_encoding(fault)
             model_id = self.engine.model_id(plan.model)
             encoded = []
             for seed, image in zip(plan.seeds, raw):
-                final = apply_finish(plan.finish, image)
+                final, safety = self._screen(apply_finish(plan.finish, image))
                 text = a1111_parameters(plan.params, seed, model_id) if self.settings.png_metadata else None
-                encoded.append((seed, encode_image(final, plan.params["output_format"], text), final.size))
+                data = None if final is None else encode_image(final, plan.params["output_format"], text)
+                encoded.append((seed, data, image.size if final is None else final.size, safety))
             if self._is_cancelled(job_id):  # it came while the images were encoded: store nothing
                 raise JobFailure("cancelled", "cancelled while running")
-            images = tuple(self._store(plan.params["output_format"], seed, data, size)
-                           for seed, data, size in encoded)
-            self._emit(ImagesStored(job_id, images, model_id))
-            self._emit(Done(job_id, {"run_s": round(time.monotonic() - started, 3)}))
+            images = tuple(self._store(plan.params["output_format"], *image) for image in encoded)
+            self._emit(ImagesStored(job_id, images, model_id))  # blocked ones too: the service counts them
+            if policy.all_blocked([image.safety for image in images]):
+                raise JobFailure(policy.UNSAFE_CONTENT, "every image of this job was blocked by the server's "
+                                                        "content policy (SAFETY_POLICY=block)")
+            self._emit(Done(job_id, {**timings, "run_s": round(time.monotonic() - started, 3)}))
         except Exception as exc:
             self._end_failed(job_id, exc)
         finally:
@@ -100,13 +109,25 @@ class JobRunner:
                 self._cancelled.discard(job_id)
             release_free_heap()
 
-    def _store(self, output_format: str, seed: int, data: bytes, size: tuple[int, int]) -> StoredImage:
+    def _screen(self, image):
+        """(image to store or None, its safety entry); never an unchecked image."""
+        try:
+            return policy.screen(self.checker, image, self.settings.safety_policy)
+        except SafetyUnavailable as exc:
+            log.error("the safety checker failed: %s", exc)
+            raise JobFailure("safety_unavailable", "the safety checker failed, so no image is returned "
+                                                   "(see the server log)") from None
+
+    def _store(self, output_format: str, seed: int, data: bytes | None, size: tuple[int, int],
+               safety: dict) -> StoredImage:
+        if data is None:  # blocked: nothing touches the disk
+            return StoredImage("", seed, size[0], size[1], "", safety)
         try:
             name = self.files.save(data, EXTENSIONS[output_format])
         except OSError as exc:
             log.error("could not store an image: %s", exc)
             raise JobFailure("storage", "the result could not be stored (see the server log)") from None
-        return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format])
+        return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format], safety)
 
     def _end_failed(self, job_id: str, exc: Exception) -> None:
         with self._cancel_lock:

@@ -23,7 +23,10 @@ from inference_server.jobs.restart import SavedInputs
 from inference_server.jobs.status import ENDED, JobStatus
 from inference_server.jobs.store import JobStore
 from inference_server.metrics import Metrics
+from inference_server.model_names import SETTINGS
 from inference_server.plans import Limits, Plan
+from inference_server.safety import policy
+from inference_server.safety.blocklist import Blocklist
 from inference_server.storage.files import FileStore
 from inference_server.tasks import TaskRegistry
 
@@ -41,7 +44,11 @@ class JobService:
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
         self.files = FileStore(settings.data_dir / "files")
         self.saved = SavedInputs(self.store)
-        self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"]) for i in images))
+        self.blocklist = Blocklist.from_file(settings.prompt_blocklist) if settings.prompt_blocklist else None
+        self.safety_tag = policy.cache_tag(settings.safety_checker, settings.safety_policy, settings.safety_labels,
+                                           settings.safety_threshold)
+        self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"])
+                                                                         for i in images if i.get("name")))
         # Held from "these files exist" to "a saved job lists them", and by cleanup: a file is never deleted
         # between the two (a cache hit, or a new result with the bytes of an expiring one).
         self._file_references = threading.Lock()
@@ -89,7 +96,7 @@ class JobService:
         if models is None:
             raise ApiError(503, "not_ready", self.not_ready_reason() or "not ready", headers={"Retry-After": "5"})
         if model_name not in models:
-            env = "EDIT_MODEL_ID" if model_name == "edit" else "the model settings"
+            env = SETTINGS.get(model_name, "the model settings")
             raise ApiError(404, "task_unavailable", f"this task needs the {model_name!r} model, which this server "
                                                     f"does not serve: set {env}")
         return models[model_name]
@@ -98,7 +105,16 @@ class JobService:
         """Validate, decode and plan: every 4xx a request can earn, before it is queued."""
         spec = self.tasks.get(task)
         read = spec.read(fields, raw_images, self.settings.max_pixels)
+        if self.blocklist is not None and self.blocklist.match(read.validated.prompt):
+            raise ApiError(422, "prompt_blocked", "prompt: it contains words this server does not accept "
+                                                  "(PROMPT_BLOCKLIST)", "prompt")
         return spec.plan(read, self.model_for(spec.model).family, self.limits)
+
+    def cache_key(self, plan: Plan) -> str | None:
+        """Only seeded requests repeat; the model that runs them and the safety settings are part of the key."""
+        if not plan.cacheable:
+            return None
+        return plan.cache_key(f"{self.model_for(plan.model).model_id}|{self.safety_tag}")
 
     # ---- submission ------------------------------------------------------------------------
     def submit(self, plan: Plan, fault: str | None = None,
@@ -114,7 +130,7 @@ class JobService:
             "params": plan.params, "notices": plan.notices, "images": [], "error": None, "cache": "miss",
             "model": self.model_for(plan.model).model_id, "timings": {}, "created_ts": now, "finished_ts": None,
         }
-        cache_key = plan.cache_key(record["model"]) if plan.cacheable else None
+        cache_key = self.cache_key(plan)
         if cache_key:
             with self._file_references:
                 cached = self.cache.get(cache_key)
@@ -231,7 +247,7 @@ class JobService:
                 return False
             time.sleep(0.1)
         for record, plan in self.saved.replan_all(self.plan_saved):
-            cache_key = plan.cache_key(self.model_for(plan.model).model_id) if plan.cacheable else None
+            cache_key = self.cache_key(plan)
             with self.board.changed:
                 current = self.store.get(record["id"])
                 if current is None or current["status"] != JobStatus.QUEUED:  # cancelled while the model loaded
@@ -282,7 +298,10 @@ class JobService:
                     device_free()
                 elif isinstance(event, ImagesStored):
                     images = event.images
+                    self._count_safety_actions(images)
                 elif isinstance(event, Done):
+                    if "swap_s" in event.timings:  # it waited for its transformer to be moved in
+                        job.record["timings"] = {**job.record.get("timings", {}), "swap_s": event.timings["swap_s"]}
                     self._succeed(job, images)
                 elif isinstance(event, Failed):
                     status = JobStatus.CANCELLED if event.code == "cancelled" else JobStatus.FAILED
@@ -294,12 +313,16 @@ class JobService:
             device_free()
 
     def _succeed(self, job: Job, stored: tuple) -> None:
-        images = [{"name": image.name, "url": f"/v1/files/{image.name}", "seed": image.seed, "width": image.width,
-                   "height": image.height, "mime_type": image.mime_type} for image in stored]
+        images = [_image_entry(image) for image in stored]
         with self._file_references:
             if job.cache_key:
                 self.cache.put(job.cache_key, images)
             self._finish(job, JobStatus.SUCCEEDED, images=images)
+
+    def _count_safety_actions(self, stored: tuple) -> None:
+        for image in stored:
+            if image.safety and image.safety.get("action", "none") != "none":
+                self.metrics.safety_actions.labels(image.safety["action"]).inc()
 
     def _finish(self, job: Job, status: JobStatus, images: list | None = None, error: dict | None = None) -> None:
         with self.board.changed:
@@ -339,6 +362,15 @@ class JobService:
 
     def stop(self) -> None:
         self.executor.stop()
+
+
+def _image_entry(image) -> dict:
+    """A result image as the job lists it; a blocked one has no file, only its seed and why."""
+    if not image.name:
+        return {"seed": image.seed, "width": image.width, "height": image.height, "blocked": True,
+                "safety": image.safety}
+    return {"name": image.name, "url": f"/v1/files/{image.name}", "seed": image.seed, "width": image.width,
+            "height": image.height, "mime_type": image.mime_type, "safety": image.safety}
 
 
 def _once(action: Callable[[], None]) -> Callable[[], None]:

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
 CREATE TABLE IF NOT EXISTS pending (
     id TEXT PRIMARY KEY,
     fields TEXT NOT NULL,
@@ -131,3 +132,15 @@ class JobStore:
                 if self._db.execute("SELECT 1 FROM jobs WHERE body LIKE ? LIMIT 1", (f"%{name}%",)).fetchone()
             }
         return names - still_used
+
+    def list_recent(self, limit: int, before: tuple[float, str] | None = None) -> list[dict]:
+        """Newest first, by (created_at, id); `before` is the (created_at, id) of the last job already seen."""
+        with self._lock:
+            if before is None:
+                rows = self._db.execute("SELECT body FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?",
+                                        (limit,)).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM jobs WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?",
+                    (before[0], before[1], limit)).fetchall()
+        return [json.loads(body) for (body,) in rows]

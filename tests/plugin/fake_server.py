@@ -23,6 +23,7 @@ class FakeServer:
         self.mode = mode
         self.fail_first = fail_first  # how many requests get 503 before the real answer
         self.log: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, bytes]] = []  # (path, body) of every request that had one
         self.release = threading.Event()
         fake = self
 
@@ -41,7 +42,7 @@ class FakeServer:
             def _handle(self, method: str):
                 fake.log.append((method, self.path))
                 if self.headers.get("Content-Length"):
-                    self.rfile.read(int(self.headers["Content-Length"]))
+                    fake.bodies.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
                 if fake.mode == "hang":
                     fake.release.wait(120)
                     return self._send(503, {"error": {"code": "not_ready", "message": "hung", "field": None}})

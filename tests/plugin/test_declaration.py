@@ -1,5 +1,7 @@
 """The YAML interface: what Dify shows users and agents, checked against what the code sends."""
 
+import re
+
 import pytest
 import yaml
 
@@ -7,10 +9,14 @@ from tests.plugin.harness import ROOT
 from tools import params
 
 LANGS = {"en_US", "zh_Hans", "ja_JP", "pt_BR"}
-TOOLS = ("generate", "inpaint", "outpaint", "img2img")
-CREATIVE = {"prompt", "negative_prompt", "image", "image_url", "mask", "mask_url", "region",
+TOOLS = ("generate", "inpaint", "outpaint", "img2img", "edit")
+CREATIVE = {"prompt", "negative_prompt", "image", "image_url", "images", "image_urls", "mask", "mask_url", "region",
             "left", "right", "top", "bottom"}
-INPUTS = {"prompt", "image", "image_url", "mask", "mask_url", "enhance_model"}
+DAEMON_TAGS = {"search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
+               "productivity", "education", "business", "entertainment", "utilities", "agent", "rag", "other",
+               "trigger"}
+DAEMON_README = re.compile(r"^README_([a-z]{2}_[A-Za-z]{2,})\.md$")
+INPUTS = {"prompt", "image", "image_url", "images", "image_urls", "mask", "mask_url", "enhance_model"}
 
 
 def load(path: str) -> dict:
@@ -29,6 +35,18 @@ def test_manifest():
     assert manifest["created_at"]
     icon = (ROOT / "_assets" / manifest["icon"]).read_text()
     assert icon.lstrip().startswith("<svg") and "<path" in icon
+    assert manifest["tags"] and set(manifest["tags"]) <= DAEMON_TAGS  # manifest_entities/tags.go
+    assert manifest["meta"]["minimum_dify_version"] == "1.3.0"  # blob_chunk messages (see manifest.yaml)
+
+
+def test_readmes_in_every_language():
+    """The daemon's AvailableI18nReadme: README.md for en_US, readme/README_<lang>.md for the others."""
+    found = {m.group(1) for p in (ROOT / "readme").iterdir() if (m := DAEMON_README.match(p.name))}
+    assert found == LANGS - {"en_US"}
+    for lang in found:
+        text = (ROOT / "readme" / f"README_{lang}.md").read_text(encoding="utf-8")
+        assert "make run" in text and "API_KEYS" in text and "FILES_URL" in text  # server, and how to set up
+        assert "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS" in text
 
 
 def test_provider_credentials():
@@ -63,6 +81,12 @@ def test_tool_yaml(task):
     assert set(by_name) - INPUTS == set(params.TASK_PARAMS[task])
     for image in params.TASK_IMAGES[task]:
         assert by_name[image]["type"] == "file" and by_name[f"{image}_url"]["type"] == "string"
+    if task in params.IMAGE_LISTS:  # Dify's multi-file type, and a URL list for agents, who cannot pass files
+        files, urls, _, most = params.IMAGE_LISTS[task]
+        assert by_name[files]["type"] == "files" and by_name[urls]["type"] == "string"
+        assert str(most) in by_name[urls]["llm_description"].replace("three", "3")
+    else:
+        assert not {"images", "image_urls"} & set(by_name)
     assert by_name["enhance_model"]["type"] == "model-selector" and by_name["enhance_model"]["scope"] == "llm"
     assert by_name["prompt"]["required"] is (task in params.PROMPT_REQUIRED)
 

@@ -1,6 +1,7 @@
 """The .difypkg: built by `python -m plugin_packaging.build`, checked the way the daemon reads it."""
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -12,15 +13,18 @@ import pytest
 from tests.plugin.harness import ROOT, PluginProcess
 
 FORBIDDEN = re.compile(r"^(inference_server|tests|bench|docs|examples|plugin_packaging|dist|\.venv|\.git|\.ci)/"
-                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env")
+                       r"|__pycache__|\.pyc$|^Makefile$|^pytest\.ini$|^requirements-dev\.txt$|^\.env|^\.difyignore$|\.pem$"
+                       r"|^keys/|^Dockerfile$|^compose\.yaml$")
 REQUIRED = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", "_assets/icon.svg",
             "provider/qwen_image.yaml", "provider/qwen_image.py", "qwen_client/client.py", "tools/invoke.py",
-            *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img") for ext in ("py", "yaml"))}
+            *(f"tools/{t}.{ext}" for t in ("generate", "inpaint", "outpaint", "img2img", "edit") for ext in ("py", "yaml")),
+            *(f"readme/README_{lang}.md" for lang in ("zh_Hans", "ja_JP", "pt_BR"))}
 
 
 def build(out) -> tuple:
+    env = {k: v for k, v in os.environ.items() if k != "PLUGIN_SIGNING_KEY"}  # the unsigned build
     run = subprocess.run([sys.executable, "-m", "plugin_packaging.build", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=True)
+                         capture_output=True, text=True, timeout=120, check=True, env=env)
     identifier = re.search(r"plugin_unique_identifier: (\S+)", run.stdout).group(1)
     return out / "qwen_image-0.1.0.difypkg", identifier
 
@@ -73,7 +77,7 @@ def test_sdk_configuration_models_accept_the_package(unpacked):
     """)
     run = subprocess.run([sys.executable, "-c", script], cwd=unpacked, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1] == "generate,inpaint,outpaint,img2img"
+    assert run.stdout.strip().splitlines()[-1] == "generate,inpaint,outpaint,img2img,edit"
 
 
 def test_unpacked_plugin_starts_and_answers(unpacked):

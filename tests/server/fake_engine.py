@@ -9,7 +9,7 @@ import time
 
 from PIL import Image
 
-from inference_server.families import QWEN
+from inference_server.families import QWEN, QWEN_EDIT
 
 
 class FakeEngine:
@@ -20,7 +20,9 @@ class FakeEngine:
         self.calls: list = []
 
     def model_infos(self) -> dict:
-        return {"base": {"name": "base", "model_id": "fake", "family": QWEN, "device": "cpu", "dtype": "float32"}}
+        return {"base": {"name": "base", "model_id": "fake", "family": QWEN, "device": "cpu", "dtype": "float32"},
+                "edit": {"name": "edit", "model_id": "fake-edit", "family": QWEN_EDIT, "device": "cpu",
+                         "dtype": "float32"}}
 
     def model_id(self, name: str) -> str:
         return "fake"

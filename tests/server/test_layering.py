@@ -95,7 +95,7 @@ def test_no_task_name_is_spelled_outside_the_registry():
     pattern = re.compile(r"""["'](%s)["']""" % "|".join(DEFAULT_TASKS.names()))
     offenders = []
     for path in sorted((ROOT / "inference_server").rglob("*.py")):
-        if path.name == "tasks.py":
+        if path.name in ("tasks.py", "model_names.py"):  # the task registry, and the models' names (one is `edit`)
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and pattern.fullmatch(repr(node.value)):
