@@ -130,7 +130,7 @@ def deploy(settings, loader: str):
     else:
         app = ray_replica.EngineReplica.options(
             num_replicas=replicas, max_queued_requests=replicas,
-            ray_actor_options=actor_options(replicas)).bind(settings, loader)
+            ray_actor_options=actor_options(replicas)).bind(settings, loader, os.environ.get("OMP_NUM_THREADS"))
         serve.run(app, name=ray_replica.APP_NAME, route_prefix=None)
         ray.get(board.set_deployed.remote(wanted))
     handle = serve.get_deployment_handle(ray_replica.DEPLOYMENT, app_name=ray_replica.APP_NAME)

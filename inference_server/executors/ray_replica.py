@@ -12,6 +12,7 @@ import asyncio
 import collections
 import fcntl
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -80,8 +81,10 @@ def cancel_board() -> ray.actor.ActorHandle:
 
 @serve.deployment(name=DEPLOYMENT, max_ongoing_requests=1, health_check_period_s=2, health_check_timeout_s=30)
 class EngineReplica:
-    def __init__(self, settings, loader: str):
+    def __init__(self, settings, loader: str, front_door_omp_threads: str | None = None):
         _bind_serve_grpc_to_the_node_address()
+        if not ray.get_gpu_ids():  # before torch loads: the CPU threads of EXECUTOR=local, so the same bytes
+            _use_omp_threads(front_door_omp_threads)
         # Encoding overlapped with the next job would need a second request on this replica: one at a time.
         self.settings = replace(settings, overlap_finishing="0")
         with _host_lock(Path(settings.data_dir) / ".engine-load.lock"):  # one tiny-model build per host
@@ -125,6 +128,15 @@ class EngineReplica:
         while not await self._board.wait_for_cancel.remote(job_id, CANCEL_WAIT_S):
             pass
         self.runner.cancel(job_id)
+
+
+def _use_omp_threads(value: str | None) -> None:
+    """Ray gives a fractional-CPU worker OMP_NUM_THREADS=1; the local engine child inherits the server's
+    setting (usually none: every core). Float sums split over another number of threads round differently."""
+    if value is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = value
 
 
 def _bind_serve_grpc_to_the_node_address() -> None:
