@@ -124,9 +124,13 @@ def deploy(settings, loader: str):
     board = ray_replica.cancel_board()
     serve.start(proxy_location="Disabled")  # Serve's HTTP proxy would take port 8000: we call through handles
     running = serve.status().applications.get(ray_replica.APP_NAME)
-    if running is not None and running.status == ApplicationStatus.RUNNING \
-            and ray.get(board.deployed.remote()) == wanted:
-        log.info("reusing the running Ray Serve application", extra={"replicas": replicas})
+    # Serve heals replicas of a deployed application itself (DEPLOYING, UNHEALTHY while one restarts): only one
+    # that failed, is going, or was deployed with other settings is deployed again.
+    reusable = running is not None and running.status in (ApplicationStatus.RUNNING, ApplicationStatus.DEPLOYING,
+                                                          ApplicationStatus.UNHEALTHY)
+    if reusable and ray.get(board.deployed.remote()) == wanted:
+        log.info("reusing the running Ray Serve application", extra={"replicas": replicas,
+                                                                    "status": str(running.status)})
     else:
         app = ray_replica.EngineReplica.options(
             num_replicas=replicas, max_queued_requests=replicas,
