@@ -12,6 +12,8 @@ document is generated, never typed by hand.
   crash  a wedged worker, kill -9 of the engine process, kill -9 of the HTTP worker, kill -9 of the whole server
          then a restart on the same DATA_DIR
   front door  idle, slow-header and event-stream connections held at once; /healthz latency and a job meanwhile
+  floods  8 threads repeat one seeded request (cache hits) for 60 s: DATA_DIR growth, /healthz latency; and
+         expiry of 1,000 of 100,000 stored jobs (bench.floods, bench.expiry)
 
 `--quick` is a short run (tests/server/test_reliability_smoke.py). The exit status is 1 when a target fails.
 """
@@ -36,7 +38,7 @@ from pathlib import Path
 import requests
 from PIL import Image, ImageDraw
 
-from bench import starvation
+from bench import expiry, floods, starvation
 from bench.provenance import commit, machine
 from tests.support import ROOT, ServerProcess, png_b64
 
@@ -49,8 +51,10 @@ INTERRUPTED = "failed/interrupted"
 
 # judged: whether speed and memory figures get a verdict. The quick run (a test) reports them only: a test must
 # not fail because a shared CI machine was slow.
-Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs judged held")
-FULL, QUICK = Scale(500, 600, 1000, True, (1000, 200, 200)), Scale(60, 120, 60, False, (100, 20, 20))
+Scale = collections.namedtuple("Scale", "requests load_limit_s soak_jobs judged held flood_s expiry")
+FULL = Scale(500, 600, 1000, True, (1000, 200, 200), 60, (100_000, 1_000))
+QUICK = Scale(60, 120, 60, False, (100, 20, 20), 5, (10_000, 100))
+FLOOD_THREADS = 8
 
 
 def verdict(scale: Scale, passed: bool) -> bool | None:
@@ -295,15 +299,20 @@ def scenario(name: str, run, server: ServerProcess) -> list[Row]:
 
 def run_all(scale: Scale, tmp: Path) -> dict[str, list[Row]]:
     servers = {
-        "Load": ServerProcess(tmp / "load", MAX_QUEUE=str(MAX_QUEUE)),
-        "Soak": ServerProcess(tmp / "soak"),
+        # RATE_LIMIT off: these two measure the queue and memory, not the per-key rate (Floods does).
+        "Load": ServerProcess(tmp / "load", MAX_QUEUE=str(MAX_QUEUE), RATE_LIMIT="0"),
+        "Soak": ServerProcess(tmp / "soak", RATE_LIMIT="0"),
         "Crash": ServerProcess(tmp / "crash", INJECT_FAULTS="1", WORKER_STALL_S=str(STALL_S)),
         "Front door": ServerProcess(tmp / "front-door", INJECT_FAULTS="1", MAX_WAITS_PER_KEY=str(scale.held[2] + 8)),
+        "Floods": ServerProcess(tmp / "floods"),
     }
     runs = {"Load": lambda s: load(scale, s), "Soak": lambda s: soak(scale, s),
             "Crash": lambda s: wedge(s) + [Row(*row) for row in starvation.kill_engine(s)] + kill_worker(s)
             + kill_server(s),
-            "Front door": lambda s: [Row(*row) for row in starvation.front_door(s, *scale.held, scale.judged)]}
+            "Front door": lambda s: [Row(*row) for row in starvation.front_door(s, *scale.held, scale.judged)],
+            "Floods": lambda s: [Row(*row) for row in floods.cache_hit_flood(s, scale.flood_s, FLOOD_THREADS,
+                                                                             scale.judged)]
+            + [Row(*expiry.row(*scale.expiry, scale.judged))]}
     try:
         for server in servers.values():  # the three load their models at once, then measure one at a time
             server.start(wait_ready=False)
@@ -338,6 +347,10 @@ def main() -> int:
         "Front door": "Connections held open at once against the gevent front door: silent sockets, sockets that "
                       "sent half a request line and headers, and `/v1/jobs/{id}/events` streams on a running job. "
                       "Meanwhile 200 sequential `GET /healthz` are timed and a job is submitted and long-polled.",
+        "Floods": f"{FLOOD_THREADS} client threads send one seeded request for {scale.flood_s} s as fast as they can "
+                  "(every answer after the first is a cache hit or a 429), with the default settings "
+                  "(`RATE_LIMIT=600/60`); `/healthz` is timed every 20 ms meanwhile. Then `remove_expired` on a "
+                  f"store of {scale.expiry[0]:,} jobs of which {scale.expiry[1]:,} expired (`bench/expiry.py`).",
     }
     report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import requests
 
 from tests.support import ServerProcess
 
-SLOW_JOB = {"prompt": "held", "width": 32, "height": 32, "num_inference_steps": 150}
+SLOW_JOB = {"prompt": "held", "width": 32, "height": 32, "num_inference_steps": 150}  # the most allowed
 
 
 def _open(server: ServerProcess) -> socket.socket:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from inference_server import logs
 from inference_server.api import (
-    errors, job_list, jobs, meta, openai_images, openapi, playground, security, tasks, tool_schema,
+    errors, job_list, jobs, meta, openai_images, openapi, playground, rate_limits, security, tasks, tool_schema,
 )
 from inference_server.api.file_links import FileLinks
 from inference_server.api.wait_limits import WaitLimiter
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     _access_log(app)
     errors.register(app)
     security.register(app)
+    rate_limits.register(app)  # after the key check
     for blueprint in (tasks.bp, jobs.bp, meta.bp, openapi.bp, job_list.bp, playground.bp, tool_schema.bp,
                       openai_images.bp):
         app.register_blueprint(blueprint)

@@ -33,6 +33,13 @@ class Settings:
     compile_transformer: bool = False
     overlap_finishing: str = "auto"  # encode a job's images while the device runs the next; auto: on a GPU
     lightning_lora: str = ""  # local path of the Qwen-Image-Lightning LoRA: fast mode
+    storage: str = "disk"  # disk | s3: where result images go
+    s3_endpoint_url: str = ""  # empty: AWS itself
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = "us-east-1"
+    s3_public_endpoint_url: str = ""  # the host clients reach for presigned links, when not S3_ENDPOINT_URL
+    s3_presign: bool = True  # /v1/files/{name} redirects to a presigned URL; off: the server streams the object
     max_queue: int = 32
     job_timeout_s: float = 600.0
     worker_stall_s: float = 300.0
@@ -57,10 +64,19 @@ class Settings:
     file_url_secret: str = ""  # signs /v1/files links; empty: generated once into DATA_DIR/file_url_secret
     file_url_ttl_s: float = 86400.0  # how long a signed file link opens without the key
     openai_wait_s: float = 300.0  # how long the OpenAI Images endpoints wait for a job before answering
+    rate_limit: str = "600/60"  # submits per key (or address): N/S, N requests per S seconds; "0" turns it off
+    admin_keys: tuple[str, ...] = ()  # keys that see every key's jobs and files (they are valid keys too)
+    shared_cache: bool = False  # one result cache for all keys (else a hit never crosses keys)
+    storage_failures_unready: int = 3  # this many jobs failing to store in a row make /readyz 503; 0: never
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
     executor: str = "local"  # local: the engine in a child process; ray: jobs on Ray Serve replicas
     ray_address: str = ""  # EXECUTOR=ray: a running cluster (host:port); empty starts a local one
     ray_replicas: str = "auto"  # EXECUTOR=ray: replicas, one job each at a time; auto: one per GPU (1 without)
+
+    def __post_init__(self) -> None:
+        """An admin key is a key: it passes the key check wherever API_KEYS would."""
+        if self.admin_keys:
+            object.__setattr__(self, "api_keys", tuple(dict.fromkeys((*self.api_keys, *self.admin_keys))))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":

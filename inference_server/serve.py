@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import resource
+import sys
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from inference_server import logs
 from inference_server.config import Settings
@@ -34,9 +36,13 @@ class _Gunicorn(BaseApplication):
         from inference_server.front_door import BodyDeadline
 
         app = create_app(self.settings)
+        _check_storage(app)
         app.config["JOBS"].start()
         app.wsgi_app = BodyDeadline(app.wsgi_app, self.settings.body_timeout_s)
         return app
+
+
+WORKER_BOOT_ERROR = Arbiter.WORKER_BOOT_ERROR
 
 
 def _raise_open_file_limit() -> None:
@@ -44,6 +50,20 @@ def _raise_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+
+
+def _check_storage(app) -> None:
+    """A bucket that is missing or unreachable stops the server now, with what to fix, not at the first job.
+
+    Checked in the worker, after gevent has patched ssl: boto3 in gunicorn's master would break it.
+    """
+    try:
+        check = getattr(app.config["JOBS"].files, "check", None)
+        if check is not None:
+            check()
+    except RuntimeError as exc:
+        sys.stderr.write(f"refusing to start: {exc}\n")
+        sys.exit(WORKER_BOOT_ERROR)  # gunicorn's master then stops, saying the worker failed to boot
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Request, current_app, request
 
@@ -54,6 +54,9 @@ class FileLinks:
         self.ttl_s = settings.file_url_ttl_s
         self.public_base = settings.public_base_url.strip().rstrip("/")
         self._secret = load_secret(settings) if self.signed else b""
+        # Where /v1/files redirects to with S3 presigning: named in every image, so clients may follow it.
+        self.storage_origin = _origin(settings.s3_public_endpoint_url or settings.s3_endpoint_url) \
+            if settings.storage == "s3" and settings.s3_presign else ""
 
     # ---- making links ----------------------------------------------------------------------
     def signature(self, name: str, expires: int) -> str:
@@ -77,7 +80,8 @@ class FileLinks:
                 continue
             path = self.path(url.removeprefix(FILES_PREFIX))
             absolute = server_url() + path
-            images.append({**image, "url": absolute if self.public_base else path, "absolute_url": absolute})
+            extra = {"storage_origin": self.storage_origin} if self.storage_origin else {}
+            images.append({**image, "url": absolute if self.public_base else path, "absolute_url": absolute, **extra})
         return {**job, "images": images}
 
     # ---- opening links ---------------------------------------------------------------------
@@ -100,3 +104,9 @@ class FileLinks:
             raise ApiError(403, "link_expired", "this file link has expired: read the job again for a fresh one",
                            "expires")
         return True
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of an endpoint URL (empty: AWS itself, whose host depends on the region)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

@@ -7,6 +7,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
+from inference_server.api.identity import viewer
 from inference_server.errors import ApiError
 from inference_server.jobs.status import ENDED
 
@@ -47,7 +48,7 @@ def list_jobs():
     limit = _limit(request.args.get("limit"))
     before = _before(request.args.get("before"))
     jobs = current_app.config["JOBS"]
-    records = jobs.store.list_recent(limit + 1, before)
+    records = jobs.store.list_recent(limit + 1, before, viewer(request, current_app.config["SETTINGS"]))
     page = records[:limit]
     out = []
     for record in page:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 from inference_server.errors import ApiError
 
@@ -33,6 +33,7 @@ def register(app: Flask) -> None:
         if scheme.lower() != "bearer" or not key_matches(token.strip(), settings.api_keys):
             links = app.config.get("FILE_LINKS")  # a signed /v1/files link opens without the key (api/file_links.py)
             if not token.strip() and links is not None and links.admits(request):
+                g.signed_link = True  # the signature is the authorisation: whoever holds the link may read it
                 return None
             raise ApiError(401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": 'Bearer realm="qwen-image"'})

@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 
 from inference_server.api.decoding import prefer_wait, read_task_body, wait_seconds
+from inference_server.api.identity import owner
 from inference_server.errors import ApiError
 from inference_server.jobs.status import ENDED
 
@@ -20,7 +21,7 @@ def submit_task(task: str, fields: dict, raw_images: dict[str, bytes]) -> dict:
     jobs = current_app.config["JOBS"]
     plan = jobs.plan(task, fields, raw_images)
     fault = request.headers.get("X-Inject-Fault") if settings.inject_faults else None
-    job = jobs.submit(plan, fault, inputs=(fields, raw_images))
+    job = jobs.submit(plan, fault, inputs=(fields, raw_images), owner=owner(request, settings))
     if settings.log_prompts:
         log.info("prompt", extra={"job_id": job["id"], "prompt": plan.params.get("prompt"),
                                   "negative_prompt": plan.params.get("negative_prompt")})

@@ -22,7 +22,7 @@ from inference_server.executors.events import DeviceFree, Done, Failed, ImagesSt
 from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
 from inference_server.safety import policy
 from inference_server.safety.checkers import SafetyUnavailable, load_checker
-from inference_server.storage.files import FileStore
+from inference_server.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class JobRunner:
     def __init__(self, engine, settings: Settings, emit: Callable[[JobEvent], None]):
         self.engine = engine
         self.settings = settings
-        self.files = FileStore(settings.data_dir / "files")
+        self.files = open_store(settings)
         self._emit = emit
         # Loaded before the engine reports ready: a checker that cannot load is a load failure /readyz names.
         self.checker = load_checker(settings.safety_checker, settings.safety_labels, settings.safety_threshold)
@@ -124,7 +124,7 @@ class JobRunner:
             return StoredImage("", seed, size[0], size[1], "", safety)
         try:
             name = self.files.save(data, EXTENSIONS[output_format])
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # a full disk, a read-only folder, a bucket that refuses
             log.error("could not store an image: %s", exc)
             raise JobFailure("storage", "the result could not be stored (see the server log)") from None
         return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format], safety)

@@ -38,7 +38,7 @@ LEAVING = threading.Event()  # set once the front door has gone: the cluster's s
 HTTP_ONLY = {"host", "port", "api_keys", "cors_origins", "max_connections", "header_timeout_s", "body_timeout_s",
              "max_waits_per_key", "max_queue", "max_upload_mb", "cache_size", "result_ttl_s", "worker_stall_s",
              "log_prompts", "executor", "ray_address", "prompt_blocklist", "public_base_url", "file_url_secret",
-             "file_url_ttl_s", "openai_wait_s"}
+             "file_url_ttl_s", "openai_wait_s", "rate_limit", "admin_keys", "shared_cache", "storage_failures_unready"}
 
 
 def ray_environment(loopback: bool) -> None:

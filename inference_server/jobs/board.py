@@ -45,15 +45,19 @@ class JobBoard:
         self.version += 1
         self.changed.notify_all()
 
-    def get(self, job_id: str) -> dict:
+    def get(self, job_id: str, viewer: str | None = None) -> dict:
+        """The public job; with `viewer` (a key's fingerprint), 404 unless that key submitted it, as if unknown.
+
+        A job with no owner (stored before keys were set, or by a version before keys were tenants) is shared.
+        """
         with self.changed:
             job = self.live.get(job_id)
             if job is not None:
                 record = dict(job.record)
                 record["position"] = self.position(job)
-                return self.public(record)
-        record = self.store.get(job_id) if _looks_like_id(job_id) else None
-        if record is None:
+        if job is None:
+            record = self.store.get(job_id) if _looks_like_id(job_id) else None
+        if record is None or (viewer is not None and record.get("owner") not in (None, viewer)):
             raise ApiError(404, "job_not_found", f"no job {job_id!r} (it may have expired)", "id")
         return self.public(record)
 
@@ -65,8 +69,9 @@ class JobBoard:
         except ValueError:
             return None
 
-    def wait(self, job_id: str, timeout: float) -> dict:
+    def wait(self, job_id: str, timeout: float, viewer: str | None = None) -> dict:
         """Return as soon as the job ends (or `timeout` passes): completion without polling delay."""
+        self.get(job_id, viewer)  # another key's job: 404 at once, not after the wait
         deadline = time.monotonic() + timeout
         with self.changed:
             while self._still_to_end(job_id):
@@ -85,8 +90,12 @@ class JobBoard:
         saved = self.store.get(job_id)
         return saved is not None and saved["status"] == JobStatus.QUEUED
 
-    def events(self, job_id: str, keepalive_s: float = 15.0) -> Iterator[dict | None]:
-        """Each change of the job, then its final state; None now and then as a keep-alive."""
+    def events(self, job_id: str, viewer: str | None = None, keepalive_s: float = 15.0) -> Iterator[dict | None]:
+        """Each change of the job, then its final state; None now and then as a keep-alive (404 checked first)."""
+        self.get(job_id, viewer)
+        return self._changes(job_id, keepalive_s)
+
+    def _changes(self, job_id: str, keepalive_s: float) -> Iterator[dict | None]:
         last = None
         while True:
             with self.changed:
@@ -104,7 +113,7 @@ class JobBoard:
                 yield None  # outside the lock: a slow client must not hold up the dispatcher
 
     def public(self, record: dict) -> dict:
-        out = {k: v for k, v in record.items() if not k.endswith("_ts")}
+        out = {k: v for k, v in record.items() if not k.endswith("_ts") and k != "owner"}
         out["created_at"] = _iso(record["created_ts"])
         out["finished_at"] = _iso(record["finished_ts"]) if record.get("finished_ts") else None
         out["images"] = [{k: v for k, v in image.items() if k != "name"} for image in record["images"]]

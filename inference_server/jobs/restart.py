@@ -12,7 +12,7 @@ from typing import Callable
 
 from inference_server.errors import ApiError
 from inference_server.jobs.status import JobStatus
-from inference_server.jobs.store import JobStore
+from inference_server.jobs.store import CORRUPT, JobStore
 
 log = logging.getLogger(__name__)
 Replan = Callable[[str, dict, dict[str, bytes]], object]  # (task, fields, image bytes) -> Plan, or ApiError
@@ -41,10 +41,15 @@ class SavedInputs:
         for record, fields, images, cacheable in self._saved():
             try:
                 plan = replan(record["task"], fields, images)
-            except Exception as exc:  # the settings changed (a lower MAX_PIXELS, say), or a bug: not this job's
+            except ApiError as exc:  # the settings changed (a lower MAX_PIXELS, say): not this job's fault
                 self.drop(record["id"])
-                reason = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
-                self.fail(record, f"after the restart it is refused: {reason}")
+                self.fail(record, f"after the restart it is refused: {exc.message}")
+                continue
+            except Exception as exc:  # its saved fields are broken: this job ends, the others still run
+                log.error("job %s: its saved request cannot be planned again (%s: %s)", record["id"],
+                          type(exc).__name__, exc, extra={"job_id": record["id"]})
+                self.drop(record["id"])
+                self.fail(record, "its saved request could not be read again; submit it again", CORRUPT)
                 continue
             plan.cacheable = cacheable
             if plan.params != record["params"]:  # new defaults (another model, fast mode): report what runs
@@ -70,9 +75,9 @@ class SavedInputs:
                       error={"code": "cancelled", "message": "cancelled before it started"})
         return record
 
-    def fail(self, record: dict, message: str) -> None:
+    def fail(self, record: dict, message: str, code: str = "interrupted") -> None:
         try:
-            self.store.fail(record, time.time(), message)
+            self.store.fail(record, time.time(), message, code)
         except Exception:
             log.exception("could not store job %s", record["id"])
 

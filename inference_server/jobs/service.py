@@ -7,27 +7,30 @@ events that come back. No torch here, and `create_app` builds it without startin
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import math
 import threading
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Iterator
 
 from inference_server.config import Settings
 from inference_server.errors import ApiError
 from inference_server.executors.events import DeviceFree, Done, Executor, Failed, ImagesStored, ModelInfo, Progress
+from inference_server.jobs import cleanup
 from inference_server.jobs.board import Job, JobBoard
-from inference_server.jobs.cache import ResultCache
+from inference_server.jobs.cache import ResultCache, files_present
 from inference_server.jobs.restart import SavedInputs
 from inference_server.jobs.status import ENDED, JobStatus
+from inference_server.jobs.storage_health import StorageHealth
 from inference_server.jobs.store import JobStore
 from inference_server.metrics import Metrics
 from inference_server.model_names import SETTINGS
 from inference_server.plans import Limits, Plan
 from inference_server.safety import policy
 from inference_server.safety.blocklist import Blocklist
-from inference_server.storage.files import FileStore
+from inference_server.storage import open_store
 from inference_server.tasks import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -42,13 +45,13 @@ class JobService:
         self.tasks = tasks
         self.limits = Limits(settings.max_pixels, settings.masked_min_size)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
-        self.files = FileStore(settings.data_dir / "files")
+        self.files = open_store(settings)
         self.saved = SavedInputs(self.store)
         self.blocklist = Blocklist.from_file(settings.prompt_blocklist) if settings.prompt_blocklist else None
         self.safety_tag = policy.cache_tag(settings.safety_checker, settings.safety_policy, settings.safety_labels,
                                            settings.safety_threshold)
-        self.cache = ResultCache(settings.cache_size, lambda images: all(self.files.exists(i["name"])
-                                                                         for i in images if i.get("name")))
+        self.cache = ResultCache(settings.cache_size, files_present(self.files))
+        self.storage = StorageHealth(settings.storage_failures_unready, self.files.probe)
         # Held from "these files exist" to "a saved job lists them", and by cleanup: a file is never deleted
         # between the two (a cache hit, or a new result with the bytes of an expiring one).
         self._file_references = threading.Lock()
@@ -81,6 +84,9 @@ class JobService:
             return "the dispatcher thread has died: restart the server (see the log)"
         if not self._accepting:
             return "the model is still loading"
+        reason = self.storage.not_ready_reason()
+        if reason:
+            return reason
         running = next(iter(self.board.on_device), None)
         if running is not None and time.monotonic() - self._heartbeat > self.settings.worker_stall_s:
             return f"the worker is stalled: job {running.record['id']} made no progress for " \
@@ -110,16 +116,25 @@ class JobService:
                                                   "(PROMPT_BLOCKLIST)", "prompt")
         return spec.plan(read, self.model_for(spec.model).family, self.limits)
 
-    def cache_key(self, plan: Plan) -> str | None:
-        """Only seeded requests repeat; the model that runs them and the safety settings are part of the key."""
+    def cache_key(self, plan: Plan, owner: str | None = None) -> str | None:
+        """Only seeded requests repeat; the model that runs them and the safety settings are part of the key.
+
+        Per key unless SHARED_CACHE: a hit must not tell one key what another one asked for.
+        """
         if not plan.cacheable:
             return None
-        return plan.cache_key(f"{self.model_for(plan.model).model_id}|{self.safety_tag}")
+        key = plan.cache_key(f"{self.model_for(plan.model).model_id}|{self.safety_tag}")
+        if self.settings.shared_cache or owner is None:
+            return key
+        return hashlib.sha256(f"{owner}:{key}".encode()).hexdigest()
 
     # ---- submission ------------------------------------------------------------------------
     def submit(self, plan: Plan, fault: str | None = None,
-               inputs: tuple[dict, dict[str, bytes]] | None = None) -> dict:
-        """Queue a plan; `inputs` (request fields, image bytes) are saved so a restart can queue it again."""
+               inputs: tuple[dict, dict[str, bytes]] | None = None, owner: str | None = None) -> dict:
+        """Queue a plan; `inputs` (request fields, image bytes) are saved so a restart can queue it again.
+
+        `owner` is the fingerprint of the key that sent it (None without keys): only that key sees the job.
+        """
         reason = self.not_ready_reason()
         if reason:
             raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
@@ -129,13 +144,14 @@ class JobService:
             "progress": {"step": 0, "total": plan.params["num_inference_steps"] * len(plan.seeds)},
             "params": plan.params, "notices": plan.notices, "images": [], "error": None, "cache": "miss",
             "model": self.model_for(plan.model).model_id, "timings": {}, "created_ts": now, "finished_ts": None,
+            "owner": owner,
         }
-        cache_key = self.cache_key(plan)
+        cache_key = self.cache_key(plan, owner)
         if cache_key:
             with self._file_references:
                 cached = self.cache.get(cache_key)
                 if cached is not None:
-                    return self._answer_from_cache(record, cached)
+                    return self._answer_from_cache(record, *cached)
         self._refuse_if_full()  # before writing inputs: an overloaded server must not write and delete them
         if inputs is not None:  # before the lock: writing image bytes must not hold up the dispatcher
             self.saved.save(record["id"], plan.params["seed"], plan.cacheable, *inputs)
@@ -160,19 +176,20 @@ class JobService:
             raise ApiError(429, "queue_full", f"the queue is full ({self.settings.max_queue} jobs waiting)",
                            headers={"Retry-After": str(self.retry_after())})
 
-    def _answer_from_cache(self, record: dict, images: list[dict]) -> dict:
+    def _answer_from_cache(self, record: dict, origin: str, images: list[dict]) -> dict:
+        """A small row pointing at the job that made the images (a flood of hits must not fill the disk)."""
         total = record["progress"]["total"]
         record.update(status=JobStatus.SUCCEEDED, images=images, cache="hit", finished_ts=record["created_ts"],
                       progress={"step": total, "total": total}, timings={"queued_s": 0.0, "run_s": 0.0})
-        if not self._persist(record):
+        if not self._persist(record, hit_of=origin):
             raise ApiError(503, "storage_unavailable", "the job store cannot be written (see the server log)")
         self.metrics.cache_hits.inc()
         return self.board.public(record)
 
-    def _persist(self, record: dict) -> bool:
+    def _persist(self, record: dict, hit_of: str | None = None) -> bool:
         """A storage error must not kill the dispatcher: the job lives on in memory, and the log says why."""
         try:
-            self.store.save(record)
+            self.store.save_hit(record, hit_of) if hit_of else self.store.save(record)
             return True
         except Exception:
             log.exception("could not store job %s", record["id"])
@@ -184,16 +201,28 @@ class JobService:
         return max(1, math.ceil(average))
 
     # ---- reading, waiting, cancelling -----------------------------------------------------
-    def get(self, job_id: str) -> dict:
-        return self.board.get(job_id)
+    # `owner`: the caller's key fingerprint (another key's job answers 404); None: every job (admin, no keys).
+    def get(self, job_id: str, owner: str | None = None) -> dict:
+        return self.board.get(job_id, owner)
 
-    def wait(self, job_id: str, timeout: float) -> dict:
-        return self.board.wait(job_id, timeout)
+    def wait(self, job_id: str, timeout: float, owner: str | None = None) -> dict:
+        return self.board.wait(job_id, timeout, owner)
 
-    def events(self, job_id: str) -> Iterator[dict | None]:
-        return self.board.events(job_id)
+    def events(self, job_id: str, owner: str | None = None) -> Iterator[dict | None]:
+        return self.board.events(job_id, owner)
 
-    def cancel(self, job_id: str) -> dict:
+    def may_read_file(self, name: str, owner: str | None = None) -> bool:
+        """Whether `owner` may read a result file: one of its jobs lists it (None: anyone may)."""
+        if owner is None:
+            return True
+        try:
+            return self.store.file_owned_by(name, owner)
+        except Exception:
+            log.exception("could not look up who may read file %s", name)
+            return False
+
+    def cancel(self, job_id: str, owner: str | None = None) -> dict:
+        self.board.get(job_id, owner)  # 404 for another key's job
         with self.board.changed:
             job = self.board.live.get(job_id)
             if job is None:
@@ -226,14 +255,12 @@ class JobService:
                 last_cleanup = time.monotonic()
                 self.remove_expired()
             slots.acquire()
-            job = self._next_job()
-            if job is None:
+            if (job := self._next_job()) is None:
                 slots.release()
                 continue
             self.saved.drop(job.record["id"])  # a job cut while running is not run again
             events = self.executor.submit(job.record["id"], job.plan, job.fault)
-            threading.Thread(target=self._follow, args=(job, events, _once(slots.release)), name="follow",
-                             daemon=True).start()
+            threading.Thread(target=self._follow, args=(job, events, slots), name="follow", daemon=True).start()
 
     def _wait_for_models(self) -> bool:
         """Until the executor has loaded; then saved jobs are queued again, before any new request."""
@@ -247,7 +274,7 @@ class JobService:
                 return False
             time.sleep(0.1)
         for record, plan in self.saved.replan_all(self.plan_saved):
-            cache_key = self.cache_key(plan)
+            cache_key = self.cache_key(plan, record.get("owner"))
             with self.board.changed:
                 current = self.store.get(record["id"])
                 if current is None or current["status"] != JobStatus.QUEUED:  # cancelled while the model loaded
@@ -281,7 +308,7 @@ class JobService:
             self.board.notify()
         return job
 
-    def _follow(self, job: Job, events, device_free: Callable[[], None]) -> None:
+    def _follow(self, job: Job, events, slots: threading.Semaphore) -> None:
         """Apply one job's events to its record until it ends; free the device as soon as the engine says."""
         images: tuple = ()
         try:
@@ -295,29 +322,35 @@ class JobService:
                     with self.board.changed:
                         self.board.on_device.discard(job)
                         self.board.finishing = job
-                    device_free()
+                    slots.release()  # the job's slot is free at `DeviceFree`, or else when it ends
+                    slots = None
                 elif isinstance(event, ImagesStored):
                     images = event.images
                     self._count_safety_actions(images)
                 elif isinstance(event, Done):
                     if "swap_s" in event.timings:  # it waited for its transformer to be moved in
                         job.record["timings"] = {**job.record.get("timings", {}), "swap_s": event.timings["swap_s"]}
+                    self.storage.job_stored()
                     self._succeed(job, images)
                 elif isinstance(event, Failed):
+                    if event.code == "storage":
+                        self.storage.job_failed_to_store()
                     status = JobStatus.CANCELLED if event.code == "cancelled" else JobStatus.FAILED
                     self._finish(job, status, error={"code": event.code, "message": event.message})
         except Exception as exc:  # never leave a job running forever
             log.exception("following job %s failed", job.record["id"])
             self._finish(job, JobStatus.FAILED, error={"code": "internal", "message": type(exc).__name__})
         finally:
-            device_free()
+            if slots is not None:
+                slots.release()
 
     def _succeed(self, job: Job, stored: tuple) -> None:
         images = [_image_entry(image) for image in stored]
         with self._file_references:
-            if job.cache_key:
-                self.cache.put(job.cache_key, images)
             self._finish(job, JobStatus.SUCCEEDED, images=images)
+            stored = job.record["status"] == JobStatus.SUCCEEDED and job.record["id"] not in self.board.live
+            if job.cache_key and stored:  # a hit points at this job's row: only once it is in the store
+                self.cache.put(job.cache_key, job.record["id"], images)
 
     def _count_safety_actions(self, stored: tuple) -> None:
         for image in stored:
@@ -351,14 +384,8 @@ class JobService:
                                           "error": (error or {}).get("code")})
 
     def remove_expired(self) -> None:
-        cutoff = time.time() - self.settings.result_ttl_s
         with self._file_references:
-            try:
-                stale = self.store.remove_expired(cutoff)
-            except Exception:
-                log.exception("could not remove expired results")
-                return
-            self.files.remove(stale, untouched_since=cutoff)
+            cleanup.remove_expired(self.store, self.files, self.cache, time.time() - self.settings.result_ttl_s)
 
     def stop(self) -> None:
         self.executor.stop()
@@ -371,15 +398,3 @@ def _image_entry(image) -> dict:
                 "safety": image.safety}
     return {"name": image.name, "url": f"/v1/files/{image.name}", "seed": image.seed, "width": image.width,
             "height": image.height, "mime_type": image.mime_type, "safety": image.safety}
-
-
-def _once(action: Callable[[], None]) -> Callable[[], None]:
-    """A job frees its slot once: at `DeviceFree`, or when it ends without one."""
-    done = threading.Event()
-
-    def run_once() -> None:
-        if not done.is_set():
-            done.set()
-            action()
-
-    return run_once

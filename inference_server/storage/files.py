@@ -48,3 +48,9 @@ class FileStore:
                 path.unlink(missing_ok=True)
             except FileNotFoundError:
                 pass
+
+    def probe(self) -> None:
+        """Write and remove a small file; raises OSError where a result could not be stored (read-only, full)."""
+        path = self.folder / f".probe-{os.getpid()}.tmp"
+        path.write_bytes(b"\0" * 4096)
+        path.unlink()

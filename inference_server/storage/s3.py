@@ -139,7 +139,10 @@ class S3FileStore:
         except BotoCoreError as error:
             raise StorageError(f"could not read {name} in S3 {self._where()}: {error}") from error
 
-    def remove(self, names: set[str]) -> None:
+    def remove(self, names: set[str], untouched_since: float | None = None) -> None:
+        """Delete these objects; with `untouched_since`, spare one written again since (a new job's result)."""
+        if untouched_since is not None:
+            names = {name for name in names if is_content_name(name) and not self._written_since(name, untouched_since)}
         keys = [{"Key": self._key(name)} for name in sorted(names) if is_content_name(name)]
         for start in range(0, len(keys), _DELETE_BATCH):
             try:
@@ -147,6 +150,16 @@ class S3FileStore:
                                             Delete={"Objects": keys[start:start + _DELETE_BATCH], "Quiet": True})
             except (BotoCoreError, ClientError) as error:
                 raise StorageError(f"could not remove objects from S3 {self._where()}: {error}") from error
+
+    def probe(self) -> None:
+        """Write and remove a small object; raises StorageError where a result could not be stored."""
+        name = content_name(b"probe", "png")
+        self.save(b"probe", "png")
+        self.remove({name})
+
+    def _written_since(self, name: str, since: float) -> bool:
+        head = self._object("head_object", name, "look up")
+        return head is not None and head["LastModified"].timestamp() >= since
 
     def presigned_url(self, name: str, expires_s: int) -> str:
         """A GET URL anyone can use until it expires; signed locally, so it costs no request."""

@@ -26,8 +26,10 @@ TINY = {"width": 32, "height": 32, "num_inference_steps": 2}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    # Keys 1-4 wait on key 0's jobs: they are admin keys, which see every key's jobs (keys are tenants).
     server = ServerProcess(tmp_path_factory.mktemp("front-door"), api_key=",".join(KEYS), INJECT_FAULTS="1",
-                           HEADER_TIMEOUT_S="2", BODY_TIMEOUT_S="2", MAX_WAITS_PER_KEY=str(PER_KEY))
+                           HEADER_TIMEOUT_S="2", BODY_TIMEOUT_S="2", MAX_WAITS_PER_KEY=str(PER_KEY),
+                           ADMIN_KEYS=",".join(KEYS[1:5]))
     server.session.headers["Authorization"] = f"Bearer {KEYS[0]}"
     server.start()
     yield server
