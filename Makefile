@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt inference_server/requirements.txt inference_server/requirements-nudenet.txt requirements-dev.txt
+$(STAMP): requirements.txt inference_server/requirements.txt inference_server/requirements-nudenet.txt inference_server/requirements-ray.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

@@ -31,11 +31,17 @@ log = logging.getLogger("inference_server.http")
 
 
 def make_executor(settings: Settings, engine_loader: Callable | None = None) -> Executor:
-    """In-process with a given loader (tests' fake engines); otherwise the engine in a child process."""
+    """In-process with a given loader (tests' fake engines); Ray Serve replicas; or the engine in a child process."""
     if engine_loader is not None:
         from inference_server.executors.in_process import InProcessExecutor
 
         return InProcessExecutor(settings, engine_loader)
+    if settings.executor == "ray":
+        from inference_server.executors.ray_serve import RayExecutor
+
+        return RayExecutor(settings)
+    if settings.executor != "local":
+        raise SystemExit(f"EXECUTOR must be local or ray, not {settings.executor!r}")
     from inference_server.executors.local import LocalExecutor
 
     return LocalExecutor(settings)

@@ -71,6 +71,9 @@ class Settings:
     shared_cache: bool = False  # one result cache for all keys (else a hit never crosses keys)
     storage_failures_unready: int = 3  # this many jobs failing to store in a row make /readyz 503; 0: never
     inject_faults: bool = False  # test hook: honour the X-Inject-Fault header
+    executor: str = "local"  # local: the engine in a child process; ray: jobs on Ray Serve replicas
+    ray_address: str = ""  # EXECUTOR=ray: a running cluster (host:port); empty starts a local one
+    ray_replicas: str = "auto"  # EXECUTOR=ray: replicas, one job each at a time; auto: one per GPU (1 without)
 
     def __post_init__(self) -> None:
         """An admin key is a key: it passes the key check wherever API_KEYS would."""

@@ -14,6 +14,7 @@ import os
 import queue
 import sys
 import threading
+from typing import BinaryIO, Callable
 
 from inference_server import logs
 from inference_server.executors.events import LoadFailed, Loaded
@@ -40,23 +41,29 @@ def _die_with_parent() -> None:
         pass
 
 
-def main() -> int:
+def connect_to_parent() -> tuple[BinaryIO, Callable[[object], None]]:
+    """(commands in, a thread-safe emit of events out); stdout is the event pipe only, prints go to stderr."""
     _die_with_parent()
     commands_in = sys.stdin.buffer
     events_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print must not corrupt the event pipe
     sys.stdout = sys.stderr
     logs.configure()
-    start = read_message(commands_in)
-    if start is None:
-        return 0
-    _, settings, loader = start
     write_lock = threading.Lock()
 
     def emit(event) -> None:
         with write_lock:
             write_message(events_out, event)
 
+    return commands_in, emit
+
+
+def main() -> int:
+    commands_in, emit = connect_to_parent()
+    start = read_message(commands_in)
+    if start is None:
+        return 0
+    _, settings, loader = start
     try:
         engine = load_callable(loader)(settings)
         runner = JobRunner(engine, settings, emit)  # loads the safety checker too

@@ -71,14 +71,16 @@ class Failed:
 
 @dataclass(frozen=True)
 class Loaded:
-    """The engine is up: its models by name, as `ModelInfo`."""
+    """The engine is up: its models by name, as `ModelInfo`; `capacity` jobs may run at once (replicas)."""
 
     models: dict
+    capacity: int = 1
 
 
 @dataclass(frozen=True)
 class LoadFailed:
     message: str
+    retry: bool = False  # the cause may pass (a cluster not reachable yet): start the engine again later
 
 
 JobEvent = Progress | DeviceFree | ImagesStored | Done | Failed
@@ -96,6 +98,9 @@ class Executor(Protocol):
 
     def not_ready_reason(self) -> str | None:
         """Why jobs cannot run now (loading, failed to load, restarting), or None."""
+
+    def capacity(self) -> int:
+        """How many jobs may run at once (one per replica); the dispatcher keeps that many in flight."""
 
     def submit(self, job_id: str, plan, fault: str | None = None) -> Iterator[JobEvent]:
         """Start a job; iterate its events until `Done` or `Failed`. `fault` is a test hook (INJECT_FAULTS)."""

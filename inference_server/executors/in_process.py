@@ -52,6 +52,9 @@ class InProcessExecutor:
             return f"the model failed to load: {self._load_error}"
         return None if self._models is not None else "the model is still loading"
 
+    def capacity(self) -> int:
+        return 1
+
     def submit(self, job_id: str, plan, fault: str | None = None) -> Iterator[JobEvent]:
         events = self._router.open(job_id)
         self._runs.put((job_id, plan, fault))

@@ -21,14 +21,19 @@ from inference_server.executors.wire import read_message, write_message
 log = logging.getLogger(__name__)
 DEFAULT_LOADER = "inference_server.engine:load_engine"
 RESTART_PAUSE_S = 1.0
+RETRY_LOAD_S = 3.0
+
 
 
 class LocalExecutor:
+    CHILD_MODULE = "inference_server.executors.child"  # speaks `wire` on its stdin and stdout
+
     def __init__(self, settings: Settings, loader: str = DEFAULT_LOADER):
         self.settings = settings
         self.loader = loader
         self._router = EventRouter()
         self._models: dict[str, ModelInfo] | None = None
+        self._capacity = 1
         self._load_error: str | None = None
         self._restarting: str | None = None
         self._child: subprocess.Popen | None = None
@@ -44,12 +49,18 @@ class LocalExecutor:
         while not self._stopping:
             child = self._spawn()
             loaded = read_message(child.stdout)
+            if isinstance(loaded, LoadFailed) and loaded.retry:  # e.g. a Ray cluster not reachable yet
+                child.wait()
+                self._restarting = loaded.message
+                time.sleep(RETRY_LOAD_S)
+                continue
             if not isinstance(loaded, Loaded):
                 code = child.wait()
                 self._load_error = loaded.message if isinstance(loaded, LoadFailed) else \
                     f"the engine process exited with code {code} while loading (see the server log)"
                 return  # a model that cannot load will not load by trying again: /readyz says why
             self._models = {name: ModelInfo(**info) for name, info in loaded.models.items()}
+            self._capacity = loaded.capacity
             self._restarting = None
             log.info("engine ready", extra={"pid": child.pid, "models": list(self._models)})
             while (event := read_message(child.stdout)) is not None:
@@ -65,7 +76,7 @@ class LocalExecutor:
             time.sleep(RESTART_PAUSE_S)
 
     def _spawn(self) -> subprocess.Popen:
-        child = subprocess.Popen([sys.executable, "-m", "inference_server.executors.child"],
+        child = subprocess.Popen([sys.executable, "-m", self.CHILD_MODULE],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         write_message(child.stdin, ("start", self.settings, self.loader))
         self._child = child
@@ -90,8 +101,11 @@ class LocalExecutor:
         if self._load_error:
             return f"the model failed to load: {self._load_error}"
         if self._models is None:
-            return "the model is still loading"
+            return self._restarting or "the model is still loading"
         return self._restarting
+
+    def capacity(self) -> int:
+        return self._capacity
 
     @property
     def child_pid(self) -> int | None:

@@ -35,7 +35,7 @@ class JobBoard:
         self.dispatching = dispatching
         self.live: dict[str, Job] = {}
         self.queue: collections.deque[Job] = collections.deque()
-        self.on_device: Job | None = None
+        self.on_device: set[Job] = set()  # one job per replica of the executor (`capacity()`)
         self.finishing: Job | None = None  # its images are being encoded while the device runs the next
         self.changed = threading.Condition()  # wakes long-polls, event streams and the dispatcher
         self.version = 0  # bumped on every change, so a waiter can tell it missed none
@@ -62,7 +62,7 @@ class JobBoard:
         return self.public(record)
 
     def position(self, job: Job) -> int | None:
-        if job is self.on_device or job is self.finishing:
+        if job in self.on_device or job is self.finishing:
             return 0
         try:
             return self.queue.index(job) + 1

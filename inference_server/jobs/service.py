@@ -87,7 +87,7 @@ class JobService:
         reason = self.storage.not_ready_reason()
         if reason:
             return reason
-        running = self.board.on_device
+        running = next(iter(self.board.on_device), None)
         if running is not None and time.monotonic() - self._heartbeat > self.settings.worker_stall_s:
             return f"the worker is stalled: job {running.record['id']} made no progress for " \
                    f"{self.settings.worker_stall_s:.0f} s"
@@ -249,18 +249,18 @@ class JobService:
         if not self._wait_for_models():
             return
         last_cleanup = time.monotonic()
+        slots = threading.Semaphore(self.executor.capacity())  # one per replica: that many jobs run at once
         while True:
             if time.monotonic() - last_cleanup > CLEANUP_EVERY_S:  # busy or idle, expired results go
                 last_cleanup = time.monotonic()
                 self.remove_expired()
-            job = self._next_job()
-            if job is None:
+            slots.acquire()
+            if (job := self._next_job()) is None:
+                slots.release()
                 continue
             self.saved.drop(job.record["id"])  # a job cut while running is not run again
             events = self.executor.submit(job.record["id"], job.plan, job.fault)
-            device_free = threading.Event()
-            threading.Thread(target=self._follow, args=(job, events, device_free), name="follow", daemon=True).start()
-            device_free.wait()
+            threading.Thread(target=self._follow, args=(job, events, slots), name="follow", daemon=True).start()
 
     def _wait_for_models(self) -> bool:
         """Until the executor has loaded; then saved jobs are queued again, before any new request."""
@@ -300,7 +300,7 @@ class JobService:
             if not self.board.queue:
                 return None
             job = self.board.queue.popleft()
-            self.board.on_device = job
+            self.board.on_device.add(job)
             job.started = self._heartbeat = time.monotonic()
             job.record.update(status=JobStatus.RUNNING,
                               timings={"queued_s": round(time.time() - job.record["created_ts"], 3)})
@@ -308,7 +308,7 @@ class JobService:
             self.board.notify()
         return job
 
-    def _follow(self, job: Job, events, device_free: threading.Event) -> None:
+    def _follow(self, job: Job, events, slots: threading.Semaphore) -> None:
         """Apply one job's events to its record until it ends; free the device as soon as the engine says."""
         images: tuple = ()
         try:
@@ -320,8 +320,10 @@ class JobService:
                         self.board.notify()
                 elif isinstance(event, DeviceFree):
                     with self.board.changed:
-                        self.board.on_device, self.board.finishing = None, job
-                    device_free.set()
+                        self.board.on_device.discard(job)
+                        self.board.finishing = job
+                    slots.release()  # the job's slot is free at `DeviceFree`, or else when it ends
+                    slots = None
                 elif isinstance(event, ImagesStored):
                     images = event.images
                     self._count_safety_actions(images)
@@ -340,7 +342,8 @@ class JobService:
             self._finish(job, JobStatus.FAILED,
                          error={"code": "internal", "message": "an internal error (see the server log)"})
         finally:
-            device_free.set()
+            if slots is not None:
+                slots.release()
 
     def _succeed(self, job: Job, stored: tuple) -> None:
         images = [_image_entry(image) for image in stored]
@@ -372,8 +375,7 @@ class JobService:
                 self.metrics.images.labels(record["task"]).inc(len(record["images"]))
             if self._persist(record):
                 self.board.live.pop(record["id"], None)  # else served from memory until a restart
-            if self.board.on_device is job:
-                self.board.on_device = None
+            self.board.on_device.discard(job)
             if self.board.finishing is job:
                 self.board.finishing = None
             if not job.started:  # cancelled in the queue
