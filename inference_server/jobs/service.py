@@ -337,10 +337,9 @@ class JobService:
                         self.storage.job_failed_to_store()
                     status = JobStatus.CANCELLED if event.code == "cancelled" else JobStatus.FAILED
                     self._finish(job, status, error={"code": event.code, "message": event.message})
-        except Exception as exc:  # never leave a job running forever
+        except Exception:  # never leave a job running forever
             log.exception("following job %s failed", job.record["id"])
-            self._finish(job, JobStatus.FAILED,
-                         error={"code": "internal", "message": "an internal error (see the server log)"})
+            self._finish(job, JobStatus.FAILED, error={"code": "internal", "message": "an internal error (see the log)"})
         finally:
             if slots is not None:
                 slots.release()
