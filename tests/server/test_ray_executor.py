@@ -8,6 +8,7 @@ front door that restarts and reuses the running replicas, and an unreachable clu
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 
@@ -16,6 +17,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
+from inference_server.executors.ray_bridge import ray_temp_dir
 from tests.ray_head import RayHead
 from tests.server.test_layering import imported_after
 from tests.support import ServerProcess, free_port, png_b64
@@ -223,6 +225,7 @@ def test_a_local_ray_stays_on_loopback_and_leaves_with_the_server(tmp_path):
         server.stop()
     wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                              for pid in pids), 60)
+    shutil.rmtree(ray_temp_dir(tmp_path), ignore_errors=True)  # under /tmp when tmp_path is too long for sockets
 
 
 def test_the_http_process_does_not_import_ray_or_torch():
