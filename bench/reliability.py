@@ -358,8 +358,8 @@ def main() -> int:
                   f"store of {scale.expiry[0]:,} jobs of which {scale.expiry[1]:,} expired (`bench/expiry.py`).",
         "Uploads": f"{32 if scale.judged else 8} clients POST the same 16 MB JSON inpaint request (a 2000×2000 "
                    "noise PNG in base64) at once, with default `MAX_UPLOAD_MB` and `UPLOAD_BUDGET_MB`. The HTTP "
-                   "process's RSS is sampled every 20 ms. Accepted jobs wait in the queue with their decoded images (the `wedge` "
-                   "fault holds the first), and are cancelled at the end.",
+                   "process's RSS is sampled every 20 ms. Accepted jobs wait in the queue with their decoded images "
+                   "(the `wedge` fault holds the first), and are cancelled at the end.",
     }
     report = "\n".join([header(args.quick)] + [section(name, intros[name], rows[name]) for name in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)
