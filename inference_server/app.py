@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, engine_loader: Callable | None 
     app.config["UPLOADS"] = UploadBudget.from_settings(settings)
     app.config["JOBS"] = JobService(settings, executor or make_executor(settings, engine_loader), metrics,
                                     tasks_registry or DEFAULT_TASKS)
+    app.config["FILE_LINKS"].name_storage(app.config["JOBS"].files)
     _access_log(app)
     errors.register(app)
     hosts.register(app)  # before the key check: a request for another host, or from another site, goes no further

@@ -55,9 +55,15 @@ class FileLinks:
         self.ttl_s = settings.file_url_ttl_s
         self.public_base = settings.public_base_url.strip().rstrip("/")
         self._secret = load_secret(settings) if self.signed else b""
-        # Where /v1/files redirects to with S3 presigning: named in every image, so clients may follow it.
+        # Where /v1/files redirects to with S3 presigning: named in every image, so clients may follow it
+        # (set from the store by `name_storage`; on AWS the endpoint is the region's, chosen by boto3).
+        self._presigns = settings.storage == "s3" and settings.s3_presign
         self.storage_origin = _origin(settings.s3_public_endpoint_url or settings.s3_endpoint_url) \
-            if settings.storage == "s3" and settings.s3_presign else ""
+            if self._presigns else ""
+
+    def name_storage(self, files) -> None:
+        if self.storage_origin == "" and getattr(files, "link_origin", "") and self._presigns:
+            self.storage_origin = files.link_origin
 
     # ---- making links ----------------------------------------------------------------------
     def signature(self, name: str, expires: int) -> str:

@@ -112,7 +112,10 @@ def _run(spec: TaskSpec, body: dict, raw_images: dict[str, bytes], extensions: t
             job = jobs.wait(job["id"], min(60.0, max(0.0, deadline - time.monotonic())))
     if job["status"] != JobStatus.SUCCEEDED:
         raise _job_error(job, settings.openai_wait_s)
-    answer = {"created": int(time.time()), "data": [_datum(image, response_format) for image in job["images"]],
+    images = [image for image in job["images"] if not image.get("blocked")]  # the safety policy's are not sent
+    if len(images) < len(job["images"]):
+        notices = notices + [f"{len(job['images']) - len(images)} image(s) blocked by the server's content policy"]
+    answer = {"created": int(time.time()), "data": [_datum(image, response_format) for image in images],
               "output_format": job["params"].get("output_format", "png"), "job_id": job["id"]}
     if job["images"]:
         answer["size"] = f"{job['images'][0]['width']}x{job['images'][0]['height']}"
@@ -126,10 +129,13 @@ def _datum(image: dict, response_format: str) -> dict:
     rendered = links.render({"images": [image]})["images"][0]
     if response_format == "url":
         return {"url": rendered["absolute_url"]}
-    path = current_app.config["JOBS"].files.path(image["url"].rsplit("/", 1)[1])
-    if path is None:
-        raise ApiError(500, "file_missing", "the job's image is gone from storage", headers=NO_RETRY)
-    return {"b64_json": base64.b64encode(path.read_bytes()).decode()}
+    try:
+        data = current_app.config["JOBS"].files.read(image["url"].rsplit("/", 1)[1].split("?")[0])
+    except (OSError, RuntimeError):  # a disk or a bucket that cannot be read now
+        data = None
+    if data is None:
+        raise ApiError(500, "file_missing", "the job's image cannot be read from storage", headers=NO_RETRY)
+    return {"b64_json": base64.b64encode(data).decode()}
 
 
 def _job_error(job: dict, waited_s: float) -> ApiError:

@@ -46,6 +46,14 @@ class LocalExecutor:
         threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True).start()
 
     def _supervise(self) -> None:
+        try:
+            self._supervise_forever()
+        except Exception as exc:  # a broken pipe or an unreadable event: never leave jobs running for ever
+            log.exception("the engine supervisor failed")
+            self._load_error = f"the engine supervisor failed ({type(exc).__name__}); see the server log"
+            self._router.fail_all("worker_lost", "the engine process was lost during the job: submit it again")
+
+    def _supervise_forever(self) -> None:
         while not self._stopping:
             child = self._spawn()
             loaded = read_message(child.stdout)

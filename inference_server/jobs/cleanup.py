@@ -23,5 +23,5 @@ def remove_expired(store: JobStore, files, cache: ResultCache, cutoff: float) ->
     cache.forget(removed)  # a later hit must not point at a removed job
     try:
         files.remove(stale, untouched_since=cutoff)
-    except RuntimeError:  # a bucket out of reach: the objects go at a later pass
+    except (OSError, RuntimeError):  # a folder that refuses, a bucket out of reach: they go at a later pass
         log.exception("could not remove expired result files")

@@ -13,7 +13,6 @@ import math
 import threading
 import time
 import uuid
-from typing import Iterator
 
 from inference_server.config import Settings
 from inference_server.errors import ApiError
@@ -57,6 +56,7 @@ class JobService:
         self._file_references = threading.Lock()
         self.board = JobBoard(self.store, lambda: not (self._accepting or self._gave_up),
                               lambda: self._dispatcher is not None and self._dispatcher.is_alive())
+        self.get, self.wait, self.events = self.board.get, self.board.wait, self.board.events  # reads: the board's
         self._heartbeat = time.monotonic()
         self._durations: collections.deque[float] = collections.deque(maxlen=20)
         self._dispatcher: threading.Thread | None = None
@@ -202,15 +202,6 @@ class JobService:
 
     # ---- reading, waiting, cancelling -----------------------------------------------------
     # `owner`: the caller's key fingerprint (another key's job answers 404); None: every job (admin, no keys).
-    def get(self, job_id: str, owner: str | None = None) -> dict:
-        return self.board.get(job_id, owner)
-
-    def wait(self, job_id: str, timeout: float, owner: str | None = None) -> dict:
-        return self.board.wait(job_id, timeout, owner)
-
-    def events(self, job_id: str, owner: str | None = None) -> Iterator[dict | None]:
-        return self.board.events(job_id, owner)
-
     def may_read_file(self, name: str, owner: str | None = None) -> bool:
         """Whether `owner` may read a result file: one of its jobs lists it (None: anyone may)."""
         if owner is None:
@@ -273,7 +264,7 @@ class JobService:
                     self.board.notify()
                 return False
             time.sleep(0.1)
-        for record, plan in self.saved.replan_all(self.plan_saved):
+        for record, plan in self.saved.replan_all(self.plan):
             cache_key = self.cache_key(plan, record.get("owner"))
             with self.board.changed:
                 current = self.store.get(record["id"])
@@ -288,11 +279,13 @@ class JobService:
         log.info("model ready", extra={"models": {name: m.describe() for name, m in self.models().items()}})
         return True
 
-    def plan_saved(self, task: str, fields: dict, images: dict[str, bytes]) -> Plan:
-        return self.plan(task, fields, images)
-
     def _next_job(self) -> Job | None:
-        while self.executor.not_ready_reason():  # the engine's process is restarting
+        while reason := self.executor.not_ready_reason():  # the engine's process is restarting, or gone
+            if reason.startswith("the model failed to load"):  # it will not come back: end what waits
+                with self.board.changed:
+                    for job in list(self.board.queue):
+                        self.board.queue.remove(job)
+                        self._finish(job, JobStatus.FAILED, error={"code": "worker_lost", "message": reason})
             time.sleep(0.2)
         with self.board.changed:
             if not self.board.queue:

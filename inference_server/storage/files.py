@@ -33,6 +33,14 @@ class FileStore:
         path = self.folder / name
         return path if path.is_file() else None
 
+    def read(self, name: str) -> bytes | None:
+        """The file's bytes, or None when there is no such file (or the name is not one of ours)."""
+        path = self.path(name)
+        try:
+            return path.read_bytes() if path is not None else None
+        except FileNotFoundError:  # expired between the look-up and the read
+            return None
+
     def exists(self, name: str) -> bool:
         return self.path(name) is not None
 

@@ -151,6 +151,14 @@ class S3FileStore:
             except (BotoCoreError, ClientError) as error:
                 raise StorageError(f"could not remove objects from S3 {self._where()}: {error}") from error
 
+    @property
+    def link_origin(self) -> str:
+        """scheme://host of the presigned links (on AWS, the regional endpoint boto3 chose)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self._signer.meta.endpoint_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
     def probe(self) -> None:
         """Write and remove a small object; raises StorageError where a result could not be stored."""
         name = content_name(b"probe", "png")
