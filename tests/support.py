@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import signal
@@ -163,3 +164,17 @@ class ServerProcess:
 
     def images(self, job: dict) -> list[Image.Image]:
         return [Image.open(io.BytesIO(self.file_bytes(image))) for image in job["images"]]
+
+
+@contextlib.contextmanager
+def running_together(servers: dict[str, "ServerProcess"]):
+    """Start several servers at once (their models load in parallel), wait for all, stop all at the end."""
+    for server in servers.values():
+        server.start(wait_ready=False)
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()

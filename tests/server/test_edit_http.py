@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from tests.support import ServerProcess, far_from, png_b64
+from tests.support import running_together, ServerProcess, far_from, png_b64
 
 SMALL = {"width": 64, "height": 48, "num_inference_steps": 2}
 EDIT_ENV = {"EDIT_MODEL_ID": "tiny", "EDIT_INPUT_AREA": "16384", "INJECT_FAULTS": "1"}
@@ -29,15 +29,8 @@ def servers(tmp_path_factory):
     root = tmp_path_factory.mktemp("edit")
     started = {"resident": ServerProcess(root / "resident", **EDIT_ENV, EDIT_PLACEMENT="gpu"),
                "swap": ServerProcess(root / "swap", **EDIT_ENV, EDIT_PLACEMENT="swap")}
-    for server in started.values():
-        server.start(wait_ready=False)
-    try:
-        for server in started.values():
-            server.wait_ready()
+    with running_together(started):
         yield started
-    finally:
-        for server in started.values():
-            server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 from inference_server.safety import policy
 from tests.plugin.harness import PluginProcess
 from tests.server.tiny_vit import save_tiny_vit
-from tests.support import ServerProcess
+from tests.support import running_together, ServerProcess
 
 BODY = {"prompt": "a lighthouse", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 21}
 
@@ -34,15 +34,8 @@ def servers(tmp_path_factory):
         "never": ServerProcess(root / "never", SAFETY_CHECKER=f"classifier:{vit}", SAFETY_THRESHOLD="1"),
         "crash": ServerProcess(root / "crash", SAFETY_CHECKER=f"classifier:{broken}"),
     }
-    for server in started.values():
-        server.start(wait_ready=False)
-    try:
-        for server in started.values():
-            server.wait_ready()
+    with running_together(started):
         yield started
-    finally:
-        for server in started.values():
-            server.stop()
 
 
 def image_of(server, job, index=0) -> Image.Image:
