@@ -178,3 +178,14 @@ def running_together(servers: dict[str, "ServerProcess"]):
     finally:
         for server in servers.values():
             server.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    """The predicate's first truthy value, polled every 0.05 s; an AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -16,7 +16,7 @@ from inference_server.app import create_app
 from inference_server.config import Settings
 from tests.server.fake_engine import FakeEngine
 from tests.server.test_job_store import OLD_SCHEMA, record
-from tests.support import ServerProcess
+from tests.support import ServerProcess, wait_for
 
 TINY = {"width": 32, "height": 32, "num_inference_steps": 1}
 RATE = 300
@@ -35,16 +35,6 @@ def server(tmp_path_factory):
 def as_key(server: ServerProcess, key: str, method: str, path: str, **kwargs) -> requests.Response:
     return requests.request(method, server.url + path, headers={"Authorization": f"Bearer {key}",
                                                                 **kwargs.pop("headers", {})}, timeout=60, **kwargs)
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_key_sees_only_its_own_jobs_and_files(server):

@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.support import ROOT, ServerProcess, png_b64
+from tests.support import ROOT, ServerProcess, png_b64, wait_for
 
 TINY = {"width": 32, "height": 32}
 SECRET_PROMPT = "SECRET-PROMPT 玫瑰花园"
@@ -27,16 +27,6 @@ def ops_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_full_queue_answers_429_with_retry_after(ops_server):
