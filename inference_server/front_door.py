@@ -9,7 +9,6 @@ thread that others need: 32 one-byte sockets can no longer stall `/healthz`. On 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import time
 
@@ -17,6 +16,8 @@ import gevent
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import RequestTimeout
+
+from inference_server.heap import give_large_buffers_back
 
 
 def write_json_error(sock, status_int: int, reason: str, message: str) -> None:
@@ -26,22 +27,6 @@ def write_json_error(sock, status_int: int, reason: str, message: str) -> None:
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
     util.write_nonblock(sock, head + body)
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def give_large_buffers_back() -> None:
-    """Request bodies and decoded images (megabytes each) get mappings of their own, unmapped when freed.
-
-    glibc raises its mmap threshold after the first large buffer is freed, and from then on such buffers come
-    from the heap, which a flood of uploads leaves at its peak: 638 MB of RSS 2 s after 32 16 MB uploads,
-    against 114 MB with a fixed threshold (bench/upload_flood.py). glibc only; a no-op elsewhere.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    except (OSError, AttributeError):
-        pass
 
 
 class FrontDoorWorker(GeventWorker):
