@@ -20,7 +20,6 @@ from inference_server import logs
 from inference_server.executors.events import LoadFailed, Loaded
 from inference_server.executors.job_runner import JobRunner
 from inference_server.executors.wire import read_message, write_message
-from inference_server.heap import give_large_buffers_back
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ def connect_to_parent() -> tuple[BinaryIO, Callable[[object], None]]:
 
 
 def main() -> int:
-    give_large_buffers_back()  # activations are freed between jobs: P2 1.02 with it, 1.07-1.08 without
     commands_in, emit = connect_to_parent()
     start = read_message(commands_in)
     if start is None:

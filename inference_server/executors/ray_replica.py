@@ -23,7 +23,6 @@ from ray import serve
 from inference_server.executors.child import load_callable
 from inference_server.executors.events import ENDING
 from inference_server.executors.job_runner import JobRunner
-from inference_server.heap import give_large_buffers_back
 
 log = logging.getLogger(__name__)
 NAMESPACE = "qwen_image"
@@ -84,7 +83,6 @@ def cancel_board() -> ray.actor.ActorHandle:
 class EngineReplica:
     def __init__(self, settings, loader: str, front_door_omp_threads: str | None = None):
         _bind_serve_grpc_to_the_node_address()
-        give_large_buffers_back()
         if not ray.get_gpu_ids():  # before torch loads: the CPU threads of EXECUTOR=local, so the same bytes
             _use_omp_threads(front_door_omp_threads)
         # Encoding overlapped with the next job would need a second request on this replica: one at a time.
