@@ -9,7 +9,9 @@ class. Decoding and encoding only: the tasks, plans and models stay where they a
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from typing import Callable
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -39,17 +41,26 @@ def list_models():
 
 @bp.post("/v1/images/generations")
 def generations():
-    body = read_json_body(request) if request.is_json else None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "send a JSON object like {\"prompt\": \"...\"}")
-    spec = _served(OPENAI_IMAGE_TASKS["generations"])
-    return _run(spec, body, {}, EXTENSIONS)
+    with contextlib.ExitStack() as reading:  # the upload budget, as for /v1/<task>: until the job is queued
+        reading.enter_context(current_app.config["UPLOADS"].reserve(request))
+        body = read_json_body(request) if request.is_json else None
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "send a JSON object like {\"prompt\": \"...\"}")
+        spec = _served(OPENAI_IMAGE_TASKS["generations"])
+        return _run(spec, body, {}, EXTENSIONS, queued=reading.close)
 
 
 @bp.post("/v1/images/edits")
 def edits():
     if request.mimetype != "multipart/form-data":
         raise ApiError(400, "unsupported_media_type", "send multipart/form-data with the image file(s)", "image")
+    with contextlib.ExitStack() as reading:  # the upload budget, as for /v1/<task>: until the job is queued
+        reading.enter_context(current_app.config["UPLOADS"].reserve(request))
+        spec, body, raw, extensions = _edit_request()
+        return _run(spec, body, raw, extensions, queued=reading.close)
+
+
+def _edit_request() -> tuple[TaskSpec, dict, dict[str, bytes], tuple[str, ...]]:
     uploads = request.files.getlist("image") + request.files.getlist("image[]")
     unknown = set(request.files) - {"image", "image[]", "mask"}
     if unknown:
@@ -63,15 +74,15 @@ def edits():
         spec = _served(OPENAI_IMAGE_TASKS["masked_edits"])
         if len(photos) > 1:
             raise bad("image", "a masked edit takes one image")
-        return _run(spec, body, {spec.images[0].name: photos[0], spec.images[1].name: _openai_mask(mask.read())},
-                    EXTENSIONS + MASKED_EXTENSIONS)
+        raw = {spec.images[0].name: photos[0], spec.images[1].name: _openai_mask(mask.read())}
+        return spec, body, raw, EXTENSIONS + MASKED_EXTENSIONS
     spec = _served(OPENAI_IMAGE_TASKS["edits"])
     photo = spec.images[0]
     if len(photos) > photo.max_count:
         raise bad("image", f"this server's edit takes {photo.max_count} image(s), not {len(photos)}")
     raw = {photo.name: photos[0]} if photo.max_count == 1 else {f"{photo.name}[{i}]": data
                                                                for i, data in enumerate(photos)}
-    return _run(spec, body, raw, EXTENSIONS + ("strength",))
+    return spec, body, raw, EXTENSIONS + ("strength",)
 
 
 def _openai_mask(data: bytes) -> bytes:
@@ -96,7 +107,9 @@ def _served(names: tuple[str, ...]) -> TaskSpec:
     return spec
 
 
-def _run(spec: TaskSpec, body: dict, raw_images: dict[str, bytes], extensions: tuple[str, ...]):
+def _run(spec: TaskSpec, body: dict, raw_images: dict[str, bytes], extensions: tuple[str, ...],
+         queued: Callable[[], None] = lambda: None):
+    """Submit, then wait up to OPENAI_WAIT_S; `queued` is called once the job is queued (the upload budget)."""
     jobs, settings = current_app.config["JOBS"], current_app.config["SETTINGS"]
     family = jobs.models()[spec.model].family
     response_format = choice(body.get("response_format"), RESPONSE_FORMATS, "response_format")
@@ -107,6 +120,8 @@ def _run(spec: TaskSpec, body: dict, raw_images: dict[str, bytes], extensions: t
             job = submit_task(spec.name, fields, raw_images)
         except ApiError as error:
             raise _as_openai_param(error, spec) from None
+        raw_images.clear()  # not held while the request waits for its job
+        queued()
         deadline = time.monotonic() + settings.openai_wait_s
         while job["status"] not in ENDED and time.monotonic() < deadline:
             job = jobs.wait(job["id"], min(60.0, max(0.0, deadline - time.monotonic())))

@@ -87,6 +87,7 @@ def _read_commands(commands_in, runner: JobRunner, runs: queue.Queue) -> None:
         if command[0] == "cancel":
             runner.cancel(command[1])
         else:
+            runner.accept(command[1])  # a cancel that follows it in the pipe reaches it while it waits
             runs.put(command)
     runs.put(None)  # the parent closed the pipe: finish what was sent, then exit
 

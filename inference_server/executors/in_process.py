@@ -57,6 +57,8 @@ class InProcessExecutor:
 
     def submit(self, job_id: str, plan, fault: str | None = None) -> Iterator[JobEvent]:
         events = self._router.open(job_id)
+        if self._runner is not None:
+            self._runner.accept(job_id)
         self._runs.put((job_id, plan, fault))
         return events
 

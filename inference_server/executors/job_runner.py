@@ -36,21 +36,33 @@ class JobRunner:
         self._emit = emit
         # Loaded before the engine reports ready: a checker that cannot load is a load failure /readyz names.
         self.checker = load_checker(settings.safety_checker, settings.safety_labels, settings.safety_threshold)
-        self._cancelled: set[str] = set()
+        self._cancelled: dict[str, bool] = {}  # the jobs accepted and not ended: whether a cancel came
         self._cancel_lock = threading.Lock()
         self._overlap = settings.overlaps_finishing(engine.device)
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="finisher")
         self._previous_finish: Future | None = None
 
-    def cancel(self, job_id: str) -> None:
+    def accept(self, job_id: str) -> None:
+        """A run is on its way (maybe queued behind others): a cancel for it counts from now on."""
         with self._cancel_lock:
-            self._cancelled.add(job_id)
+            self._cancelled.setdefault(job_id, False)
+
+    def cancel(self, job_id: str) -> None:
+        """Mark an accepted job; a cancel for a job that already ended (or never came) is dropped, not kept."""
+        with self._cancel_lock:
+            if job_id in self._cancelled:
+                self._cancelled[job_id] = True
 
     def _is_cancelled(self, job_id: str) -> bool:
         with self._cancel_lock:
-            return job_id in self._cancelled
+            return self._cancelled.get(job_id, False)
+
+    def _forget(self, job_id: str) -> None:
+        with self._cancel_lock:
+            self._cancelled.pop(job_id, None)
 
     def run(self, job_id: str, plan, fault: str | None = None) -> None:
+        self.accept(job_id)
         started = time.monotonic()
 
         def on_step(step: int, total: int) -> None:
@@ -106,8 +118,7 @@ class JobRunner:
         except Exception as exc:
             self._end_failed(job_id, exc)
         finally:
-            with self._cancel_lock:
-                self._cancelled.discard(job_id)
+            self._forget(job_id)
             release_free_heap()
 
     def _screen(self, image):
@@ -131,8 +142,7 @@ class JobRunner:
         return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format], safety)
 
     def _end_failed(self, job_id: str, exc: Exception) -> None:
-        with self._cancel_lock:
-            self._cancelled.discard(job_id)
+        self._forget(job_id)
         if isinstance(exc, JobFailure):
             self._emit(Failed(job_id, exc.code, exc.message))
         else:  # the detail (paths, library messages) goes to the log; the client gets a code and plain words

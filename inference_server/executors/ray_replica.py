@@ -108,6 +108,7 @@ class EngineReplica:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         self._outboxes[job_id] = (loop, events)
+        self.runner.accept(job_id)  # before the watcher: a cancel may come before the device thread starts it
         watcher = asyncio.create_task(self._watch_cancel(job_id))
         loop.run_in_executor(self._device, self.runner.run, job_id, plan, fault)
         try:

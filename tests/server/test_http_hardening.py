@@ -185,6 +185,28 @@ def test_uploads_past_the_budget_get_503_with_retry_after_until_it_frees(open_se
     assert answer.status_code == 202, answer.text
 
 
+def test_the_openai_image_routes_share_the_upload_budget(open_server):
+    """/v1/images/edits decodes uploads as /v1/<task> does, so it reserves from the same budget."""
+    held = socket.create_connection(("127.0.0.1", open_server.port), timeout=30)
+    held.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 3500000\r\n\r\n{\"prompt\": \"")  # 3.5 of the 4 MB budget
+    padding = b"\0" * 1_000_000  # a 1 MB image file: bytes after a PNG's end are ignored by decoders
+    refused = None
+    try:
+        for _ in range(100):  # until the held request has reserved its share
+            answer = post(open_server, "/v1/images/edits", data={"prompt": "make it blue", "size": "64x48"},
+                          files=[("image", ("a.png", png() + padding, "image/png"))])
+            if answer.status_code == 503:
+                refused = answer
+                break
+            time.sleep(0.1)
+    finally:
+        held.close()
+    assert refused is not None, "the budget never filled"
+    error = refused.json()["error"]  # in OpenAI's shape, as every error on these routes
+    assert error["code"] == "busy_uploads" and error["type"] and int(refused.headers["Retry-After"]) >= 1, error
+
+
 # ---- 8. no server paths in job errors -------------------------------------------------------------
 def test_an_internal_job_error_gives_a_code_and_plain_words_and_the_path_goes_to_the_log(open_server):
     job = post(open_server, "/v1/generate", json=TINY, headers={"X-Inject-Fault": "os_error"}).json()
