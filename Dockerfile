@@ -10,6 +10,9 @@ FROM ${BASE_IMAGE}
 
 # Build arguments are environment variables of the RUN steps: pip reads this one itself.
 ARG PIP_EXTRA_INDEX_URL=""
+# WITH_RAY=1 (the default) adds Ray Serve, for EXECUTOR=ray (docs/deploy.md): about 480 MB more. Every box of a
+# Ray cluster runs this same image. WITH_RAY=0 makes a single-box image without it.
+ARG WITH_RAY=1
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
@@ -23,10 +26,11 @@ RUN apt-get update \
  && python3 -c 'import sys; assert sys.version_info >= (3, 12), "the server needs Python 3.12+, the base has " + sys.version'
 
 # The dependencies first, in their own layer: code changes do not reinstall torch.
-COPY inference_server/requirements.txt /app/requirements.txt
+COPY inference_server/requirements.txt inference_server/requirements-ray.txt /app/
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install -r /app/requirements.txt
+ && /opt/venv/bin/pip install -r /app/requirements.txt \
+ && if [ "$WITH_RAY" = "1" ]; then /opt/venv/bin/pip install -r /app/requirements-ray.txt; fi
 
 # A fixed uid, so bind-mounted folders can be given to it on the host: chown 10001 <folder>.
 RUN useradd --system --uid 10001 --user-group --home-dir /home/app --create-home --shell /usr/sbin/nologin app \

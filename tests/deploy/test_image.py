@@ -6,6 +6,7 @@ libraries inside the image and takes minutes; later builds reuse the cached laye
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -56,7 +57,7 @@ def test_image_holds_the_server_only_and_runs_it_unprivileged(podman, image):
     result = podman("run", "--rm", *RUN_LIMITS, "--network", "none", image, "python3", "-c", probe)
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["uid"] == APP_UID
-    assert facts["app"] == ["inference_server", "requirements.txt"]  # no plugin, tests, data or venv
+    assert facts["app"] == ["inference_server", "requirements-ray.txt", "requirements.txt"]  # no plugin, tests, data
     assert facts["pycache"] == []
     assert facts["python"] >= [3, 12]
     assert facts["env"] == {"HOST": "0.0.0.0", "PORT": "8000", "DATA_DIR": "/data", "HF_HOME": "/models"}
@@ -73,17 +74,19 @@ def test_refuses_to_listen_in_the_open_without_api_keys(podman, image):
     assert "refusing to listen on 0.0.0.0 without API_KEYS" in result.stdout + result.stderr
 
 
-@pytest.fixture()
-def container(podman, image, tmp_path):
+@contextlib.contextmanager
+def running_server(podman, image, tmp_path, *run_options: str, **env: str):
     """The server in the container on a free loopback port, with a bind-mounted data folder and HF cache."""
     data, models = tmp_path / "data", tmp_path / "models"
     data.mkdir()
     models.mkdir()
     os.chown(data, APP_UID, APP_UID)  # as docs/deploy.md says for bind mounts
     name, port, key = f"qwen-image-test-{uuid.uuid4().hex[:8]}", free_port(), "container-key"
-    podman("run", "-d", "--name", name, *RUN_LIMITS, "--network", "host",
-           "-e", f"PORT={port}", "-e", "HOST=127.0.0.1", "-e", f"API_KEYS={key}", "-e", "MODEL_ID=tiny",
-           "-e", "HF_HUB_OFFLINE=1", "-v", f"{data}:/data", "-v", f"{models}:/models:ro", image)
+    settings = {"PORT": str(port), "HOST": "127.0.0.1", "API_KEYS": key, "MODEL_ID": "tiny", "HF_HUB_OFFLINE": "1",
+                **env}
+    podman("run", "-d", "--name", name, *RUN_LIMITS, "--network", "host", *run_options,
+           *[arg for item in settings.items() for arg in ("-e", "=".join(item))],
+           "-v", f"{data}:/data", "-v", f"{models}:/models:ro", image)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -102,12 +105,14 @@ def container(podman, image, tmp_path):
         podman("rm", "-f", "-t", "10", name, check=False)
 
 
-def test_container_serves_the_tiny_model(podman, container):
-    name, url, key, data = container
-    # The image's own HEALTHCHECK command, run once by podman.
-    assert podman("healthcheck", "run", name, check=False).returncode == 0
+@pytest.fixture()
+def container(podman, image, tmp_path):
+    with running_server(podman, image, tmp_path) as running:
+        yield running
 
-    assert requests.post(f"{url}/v1/generate", json={"prompt": "a"}, timeout=30).status_code == 401
+
+def generate_one(url: str, key: str) -> tuple[dict, bytes]:
+    """A tiny generate, waited for; its image ref and PNG bytes."""
     auth = {"Authorization": f"Bearer {key}"}
     response = requests.post(f"{url}/v1/generate", headers={**auth, "Prefer": "wait=60"}, timeout=120,
                              json={"prompt": "a red lantern", "width": 64, "height": 48, "seed": 7,
@@ -119,7 +124,30 @@ def test_container_serves_the_tiny_model(podman, container):
     assert png.status_code == 200
     decoded = Image.open(io.BytesIO(png.content))
     assert (decoded.format, decoded.size) == ("PNG", (64, 48))
-    # The result is on the data volume, which outlives the container.
-    # The url carries a signature (?expires=&sig=) when the server has keys; the file is named by its path.
+    return image_ref, png.content
+
+
+def test_container_serves_the_tiny_model(podman, container):
+    name, url, key, data = container
+    # The image's own HEALTHCHECK command, run once by podman.
+    assert podman("healthcheck", "run", name, check=False).returncode == 0
+
+    assert requests.post(f"{url}/v1/generate", json={"prompt": "a"}, timeout=30).status_code == 401
+    image_ref, png = generate_one(url, key)
+    # The result is on the data volume, which outlives the container. The url carries a signature
+    # (?expires=&sig=) when the server has keys; the file is named by its path.
     stored_name = urlsplit(image_ref["url"]).path.rsplit("/", 1)[-1]
-    assert (data / "files" / stored_name).read_bytes() == png.content
+    assert (data / "files" / stored_name).read_bytes() == png
+
+
+def test_the_image_runs_jobs_on_ray_serve(podman, image, tmp_path):
+    """EXECUTOR=ray in the image as built: a local Ray inside the container, one CPU replica, the same API."""
+    with running_server(podman, image, tmp_path, "--shm-size", "1g",
+                        EXECUTOR="ray", RAY_REPLICAS="1") as (name, url, key, data):
+        generate_one(url, key)
+        # The job ran on a Serve replica: Ray titles its process `ray::ServeReplica:<app>:<deployment>`.
+        titles = ("import os\nfor pid in filter(str.isdigit, os.listdir('/proc')):\n"
+                  "    try:\n        print(open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace'))\n"
+                  "    except OSError:\n        pass\n")
+        processes = podman("exec", name, "python3", "-c", titles).stdout
+        assert "ServeReplica:qwen-image" in processes, processes[-2000:]
