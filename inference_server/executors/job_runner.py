@@ -9,7 +9,6 @@ every step; nothing is raised into the engine from outside.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
@@ -17,6 +16,7 @@ from typing import Callable
 from inference_server.compositing import apply_finish
 from inference_server.config import Settings
 from inference_server.errors import JobFailure
+from inference_server.executors.cancel_marks import CancelMarks
 from inference_server.executors.events import DeviceFree, Done, Failed, ImagesStored, JobEvent, Progress, StoredImage
 from inference_server.heap import release_free_heap
 from inference_server.imaging import EXTENSIONS, MIME_TYPES, a1111_parameters, encode_image
@@ -36,30 +36,23 @@ class JobRunner:
         self._emit = emit
         # Loaded before the engine reports ready: a checker that cannot load is a load failure /readyz names.
         self.checker = load_checker(settings.safety_checker, settings.safety_labels, settings.safety_threshold)
-        self._cancelled: dict[str, bool] = {}  # the jobs accepted and not ended: whether a cancel came
-        self._cancel_lock = threading.Lock()
+        self.cancels = CancelMarks()
         self._overlap = settings.overlaps_finishing(engine.device)
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="finisher")
         self._previous_finish: Future | None = None
 
     def accept(self, job_id: str) -> None:
         """A run is on its way (maybe queued behind others): a cancel for it counts from now on."""
-        with self._cancel_lock:
-            self._cancelled.setdefault(job_id, False)
+        self.cancels.accept(job_id)
 
     def cancel(self, job_id: str) -> None:
-        """Mark an accepted job; a cancel for a job that already ended (or never came) is dropped, not kept."""
-        with self._cancel_lock:
-            if job_id in self._cancelled:
-                self._cancelled[job_id] = True
+        self.cancels.cancel(job_id)
 
     def _is_cancelled(self, job_id: str) -> bool:
-        with self._cancel_lock:
-            return self._cancelled.get(job_id, False)
+        return self.cancels.is_cancelled(job_id)
 
     def _forget(self, job_id: str) -> None:
-        with self._cancel_lock:
-            self._cancelled.pop(job_id, None)
+        self.cancels.forget(job_id)
 
     def run(self, job_id: str, plan, fault: str | None = None) -> None:
         self.accept(job_id)

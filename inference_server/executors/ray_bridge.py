@@ -25,6 +25,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+from inference_server.executors.cancel_marks import CancelMarks
 from inference_server.executors.child import connect_to_parent
 from inference_server.executors.events import ENDING, Failed, LoadFailed, Loaded
 from inference_server.executors.wire import read_message
@@ -146,7 +147,7 @@ class Bridge:
         self.handle = handle
         self.board = board
         self.emit = emit
-        self._cancelled: set[str] = set()
+        self._cancelled = CancelMarks()  # read by `run` while it waits for a busy Serve
 
     def run(self, job_id: str, plan, fault: str | None) -> None:
         """Stream one job's events from a replica; a replica that dies mid-job ends it with `worker_lost`."""
@@ -154,6 +155,7 @@ class Bridge:
         from ray.serve.exceptions import BackPressureError
 
         ended = False
+        self._cancelled.accept(job_id)
         try:
             while True:
                 try:
@@ -162,7 +164,7 @@ class Bridge:
                         ended = ended or isinstance(event, ENDING)
                     break
                 except BackPressureError:  # another front door filled Serve's queue: ours holds the job meanwhile
-                    if job_id in self._cancelled:
+                    if self._cancelled.is_cancelled(job_id):
                         self.emit(Failed(job_id, "cancelled", "cancelled before it started"))
                         ended = True
                         return
@@ -174,13 +176,13 @@ class Bridge:
             self.emit(Failed(job_id, "internal", f"{type(exc).__name__}: {exc}"))
             ended = True
         finally:
-            self._cancelled.discard(job_id)
+            self._cancelled.forget(job_id)
             if not ended:
                 self.emit(Failed(job_id, "worker_lost", "the Ray replica running the job died; Ray restarts it: "
                                                         "submit the job again"))
 
     def cancel(self, job_id: str) -> None:
-        self._cancelled.add(job_id)
+        self._cancelled.cancel(job_id)
         self.board.cancel.remote(job_id)
 
     def watch_cluster(self) -> None:

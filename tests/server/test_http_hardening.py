@@ -205,6 +205,14 @@ def test_the_openai_image_routes_share_the_upload_budget(open_server):
     assert refused is not None, "the budget never filled"
     error = refused.json()["error"]  # in OpenAI's shape, as every error on these routes
     assert error["code"] == "busy_uploads" and error["type"] and int(refused.headers["Retry-After"]) >= 1, error
+    for _ in range(5):  # the closed upload gave its share back, and each edit gives its own back once queued
+        for _ in range(100):
+            answer = post(open_server, "/v1/images/edits", data={"prompt": "make it blue", "size": "64x48"},
+                          files=[("image", ("a.png", png() + padding, "image/png"))])
+            if answer.status_code != 503:
+                break
+            time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["data"], answer.text
 
 
 # ---- 8. no server paths in job errors -------------------------------------------------------------
