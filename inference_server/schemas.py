@@ -21,8 +21,8 @@ class _NoBooleansForNumbers(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool(cls, value, info):
-        kinds = {cls.model_fields[info.field_name].annotation}
-        kinds.update(get_args(next(iter(kinds))))
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = {annotation, *get_args(annotation)}
         if isinstance(value, bool) and kinds & {int, float}:
             raise ValueError("must be a number, not true or false")
         return value

@@ -42,9 +42,6 @@ class _Gunicorn(BaseApplication):
         return app
 
 
-WORKER_BOOT_ERROR = Arbiter.WORKER_BOOT_ERROR
-
-
 def _raise_open_file_limit() -> None:
     """Every idle connection is a file descriptor: take the hard limit, not the soft 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -63,7 +60,7 @@ def _check_storage(app) -> None:
             check()
     except RuntimeError as exc:
         sys.stderr.write(f"refusing to start: {exc}\n")
-        sys.exit(WORKER_BOOT_ERROR)  # gunicorn's master then stops, saying the worker failed to boot
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn's master then stops, saying the worker failed to boot
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -35,14 +35,19 @@ def split_host(value: str) -> tuple[str, str]:
     return (name, port) if colon and port.isdigit() else (value, "")
 
 
+def _bound_host(settings) -> str:
+    """HOST as it goes in a URL or a Host header: an IPv6 address in brackets."""
+    return f"[{settings.host}]" if ":" in settings.host else settings.host
+
+
 def allowed_hosts(settings) -> tuple[str, ...]:
     """ALLOWED_HOSTS, or its default: `("*",)` with keys; the bound address and loopback names without."""
     if settings.allowed_hosts:
         return tuple(entry.strip().lower() for entry in settings.allowed_hosts)
     if settings.api_keys:
         return ("*",)
-    bound = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return tuple(dict.fromkeys([bound.lower(), *LOCAL_NAMES]))  # on any port: a rebound page brings its own name
+    # on any port: a rebound page brings its own name
+    return tuple(dict.fromkeys([_bound_host(settings).lower(), *LOCAL_NAMES]))
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
@@ -78,8 +83,7 @@ def checked_base_url(req: Request) -> str:
     host = req.headers.get("Host", "").strip().lower()
     if "*" in allowed_hosts(settings):
         wildcard = settings.host in ("0.0.0.0", "::", "")
-        bound = f"[{settings.host}]" if ":" in settings.host else settings.host
-        host = host if wildcard and _WELL_FORMED_HOST.match(host) else f"{bound}:{settings.port}"
+        host = host if wildcard and _WELL_FORMED_HOST.match(host) else f"{_bound_host(settings)}:{settings.port}"
     return f"{req.scheme}://{host}"
 
 

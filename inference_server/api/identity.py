@@ -11,7 +11,7 @@ import hashlib
 
 from flask import Request
 
-from inference_server.api.security import key_matches
+from inference_server.api.security import bearer_token, key_matches
 from inference_server.config import Settings
 
 
@@ -19,21 +19,16 @@ def fingerprint(key: str) -> str:
     return hashlib.sha256(f"qwen-image job owner\0{key}".encode()).hexdigest()[:32]
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
 def owner(request: Request, settings: Settings) -> str | None:
     """The fingerprint a new job is stored under; None on a server without keys."""
-    return fingerprint(_bearer(request)) if settings.api_keys else None
+    return fingerprint(bearer_token(request)) if settings.api_keys else None
 
 
 def viewer(request: Request, settings: Settings) -> str | None:
     """Whose jobs the caller may see: its own fingerprint, or None for every job (an admin key, or no keys)."""
     if not settings.api_keys:
         return None
-    token = _bearer(request)
+    token = bearer_token(request)
     if settings.admin_keys and key_matches(token, settings.admin_keys):
         return None
     return fingerprint(token)

@@ -16,6 +16,7 @@ from typing import Callable
 from flask import Blueprint, current_app, jsonify, request
 
 from inference_server.api.decoding import read_json_body
+from inference_server.api.multipart import read_multipart
 from inference_server.api.openai_mapping import (
     EXTENSIONS, MASKED_EXTENSIONS, PARAM_NAMES, RESPONSE_FORMATS, bad, choice, task_fields,
 )
@@ -50,6 +51,10 @@ def generations():
         return _run(spec, body, {}, EXTENSIONS, queued=reading.close)
 
 
+# One over the most, so that a fourth image is answered by the count check (naming `image`, as OpenAI does).
+_EDIT_FILES = {"image": MAX_EDIT_IMAGES + 1, "image[]": MAX_EDIT_IMAGES + 1, "mask": 1}
+
+
 @bp.post("/v1/images/edits")
 def edits():
     if request.mimetype != "multipart/form-data":
@@ -61,20 +66,19 @@ def edits():
 
 
 def _edit_request() -> tuple[TaskSpec, dict, dict[str, bytes], tuple[str, ...]]:
-    uploads = request.files.getlist("image") + request.files.getlist("image[]")
-    unknown = set(request.files) - {"image", "image[]", "mask"}
-    if unknown:
-        raise bad(sorted(unknown)[0], "not a file this endpoint takes (image, image[], mask)")
-    if not 1 <= len(uploads) <= MAX_EDIT_IMAGES:
-        raise bad("image", f"send 1 to {MAX_EDIT_IMAGES} images, not {len(uploads)}")
-    body = {key: value for key, value in request.form.items()}
-    photos = [upload.read() for upload in uploads]
-    mask = request.files.get("mask")
-    if mask is not None:
+    """Read with the tasks' own multipart reader (part limits, spooled files, unknown file parts refused)."""
+    form = read_multipart(request.stream, request.mimetype_params.get("boundary", ""), _EDIT_FILES)
+    body = dict(form.fields)
+    files = form.file_contents()
+    photos = [data for name, data in files if name != "mask"]
+    if not 1 <= len(photos) <= MAX_EDIT_IMAGES:
+        raise bad("image", f"send 1 to {MAX_EDIT_IMAGES} images, not {len(photos)}")
+    masks = [data for name, data in files if name == "mask"]
+    if masks:
         spec = _served(OPENAI_IMAGE_TASKS["masked_edits"])
         if len(photos) > 1:
             raise bad("image", "a masked edit takes one image")
-        raw = {spec.images[0].name: photos[0], spec.images[1].name: _openai_mask(mask.read())}
+        raw = {spec.images[0].name: photos[0], spec.images[1].name: _openai_mask(masks[0])}
         return spec, body, raw, EXTENSIONS + MASKED_EXTENSIONS
     spec = _served(OPENAI_IMAGE_TASKS["edits"])
     photo = spec.images[0]

@@ -12,6 +12,12 @@ OPEN_PATHS = {"/healthz", "/readyz", "/ui", "/openapi.json"}  # /openapi.json: D
 OPEN_PREFIXES = ("/ui/",)  # the playground's static files; the page sends the key on its API calls
 
 
+def bearer_token(req) -> str:
+    """The key sent as `Authorization: Bearer <key>`; empty when none is."""
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def key_matches(sent: str, keys: tuple[str, ...]) -> bool:
     """Compare against every key, so the timing says nothing about which one (or how much) matched."""
     matched = False

@@ -14,6 +14,7 @@ from typing import Iterator
 
 from flask import Request
 
+from inference_server.api.security import bearer_token
 from inference_server.errors import ApiError
 
 
@@ -25,9 +26,9 @@ class WaitLimiter:
 
     @staticmethod
     def caller(request: Request) -> str:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+        token = bearer_token(request)
+        if token:
+            return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
         return f"addr:{request.remote_addr}"
 
     def acquire(self, caller: str) -> None:

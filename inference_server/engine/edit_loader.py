@@ -48,7 +48,7 @@ def load_edit(settings: Settings, base: LoadedModel) -> LoadedModel | None:
     if resolved is None:
         return None
     path, name = resolved
-    family = family_for(DiffusionPipeline.load_config(path), "instruction")
+    family = family_for(DiffusionPipeline.load_config(path), INSTRUCTION)
     dtype = pick_dtype(settings.torch_dtype, family, device)
     base_pipe = base.pipelines["text2image"]
     loaded = loaded_components(base_pipe, base.path) if base.path else {}

@@ -20,16 +20,9 @@ import torch
 class FaultyEngine:
     def __init__(self, engine):
         self._engine = engine
-        self.models, self.model, self.family, self.device = engine.models, engine.model, engine.family, engine.device
 
-    def __getattr__(self, name: str):  # anything not faulted: the wrapped engine's (last_swap_s, swaps...)
+    def __getattr__(self, name: str):  # anything not faulted: the wrapped engine's (models, device, model_id...)
         return getattr(self._engine, name)
-
-    def model_infos(self) -> dict:
-        return self._engine.model_infos()
-
-    def model_id(self, name: str) -> str:
-        return self._engine.model_id(name)
 
     def make_images(self, plan, on_step, fault=None, should_stop=lambda: False):
         if not fault:

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 from typing import BinaryIO, Callable
@@ -30,20 +31,19 @@ def load_callable(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process if the server process dies, so no orphan holds the GPU."""
+def _die_with_parent(death_signal: int) -> None:
+    """Linux: the kernel signals this process if the server process dies, so no orphan holds the GPU."""
     try:
         import ctypes
-        import signal
 
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6").prctl(1, death_signal)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
-def connect_to_parent() -> tuple[BinaryIO, Callable[[object], None]]:
+def connect_to_parent(death_signal: int = signal.SIGKILL) -> tuple[BinaryIO, Callable[[object], None]]:
     """(commands in, a thread-safe emit of events out); stdout is the event pipe only, prints go to stderr."""
-    _die_with_parent()
+    _die_with_parent(death_signal)
     commands_in = sys.stdin.buffer
     events_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print must not corrupt the event pipe

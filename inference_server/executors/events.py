@@ -85,6 +85,8 @@ class LoadFailed:
 
 JobEvent = Progress | DeviceFree | ImagesStored | Done | Failed
 ENDING = (Done, Failed)
+# How an executor's `not_ready_reason` starts when the model cannot load: final, unlike a restart.
+LOAD_FAILED = "the model failed to load"
 
 
 class Executor(Protocol):

@@ -11,7 +11,7 @@ import threading
 from typing import Callable, Iterator
 
 from inference_server.config import Settings
-from inference_server.executors.events import JobEvent, ModelInfo
+from inference_server.executors.events import LOAD_FAILED, JobEvent, ModelInfo
 from inference_server.executors.job_runner import JobRunner
 from inference_server.executors.routing import EventRouter
 
@@ -49,7 +49,7 @@ class InProcessExecutor:
 
     def not_ready_reason(self) -> str | None:
         if self._load_error:
-            return f"the model failed to load: {self._load_error}"
+            return f"{LOAD_FAILED}: {self._load_error}"
         return None if self._models is not None else "the model is still loading"
 
     def capacity(self) -> int:

@@ -51,9 +51,6 @@ class JobRunner:
     def _is_cancelled(self, job_id: str) -> bool:
         return self.cancels.is_cancelled(job_id)
 
-    def _forget(self, job_id: str) -> None:
-        self.cancels.forget(job_id)
-
     def run(self, job_id: str, plan, fault: str | None = None) -> None:
         self.accept(job_id)
         started = time.monotonic()
@@ -111,7 +108,7 @@ class JobRunner:
         except Exception as exc:
             self._end_failed(job_id, exc)
         finally:
-            self._forget(job_id)
+            self.cancels.forget(job_id)
             release_free_heap()
 
     def _screen(self, image):
@@ -135,7 +132,7 @@ class JobRunner:
         return StoredImage(name, seed, size[0], size[1], MIME_TYPES[output_format], safety)
 
     def _end_failed(self, job_id: str, exc: Exception) -> None:
-        self._forget(job_id)
+        self.cancels.forget(job_id)
         if isinstance(exc, JobFailure):
             self._emit(Failed(job_id, exc.code, exc.message))
         else:  # the detail (paths, library messages) goes to the log; the client gets a code and plain words

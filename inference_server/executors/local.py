@@ -14,7 +14,7 @@ import time
 from typing import Iterator
 
 from inference_server.config import Settings
-from inference_server.executors.events import Failed, JobEvent, LoadFailed, Loaded, ModelInfo
+from inference_server.executors.events import LOAD_FAILED, Failed, JobEvent, LoadFailed, Loaded, ModelInfo
 from inference_server.executors.routing import EventRouter
 from inference_server.executors.wire import read_message, write_message
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LOADER = "inference_server.engine:load_engine"
 RESTART_PAUSE_S = 1.0
 RETRY_LOAD_S = 3.0
-
 
 
 class LocalExecutor:
@@ -107,7 +106,7 @@ class LocalExecutor:
 
     def not_ready_reason(self) -> str | None:
         if self._load_error:
-            return f"the model failed to load: {self._load_error}"
+            return f"{LOAD_FAILED}: {self._load_error}"
         if self._models is None:
             return self._restarting or "the model is still loading"
         return self._restarting

@@ -61,12 +61,14 @@ def connect(settings) -> None:
         os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     import ray  # after the environment: Ray reads it once
 
+    from inference_server.executors.ray_replica import NAMESPACE  # imports Ray too
+
     if settings.ray_address:  # a token-auth cluster needs RAY_AUTH_MODE=token and its token in our environment
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):  # fail fast, not in 60 s
             pass
-        ray.init(address=settings.ray_address, namespace="qwen_image", log_to_driver=False)
+        ray.init(address=settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
     else:
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="qwen_image",
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace=NAMESPACE,
                  _temp_dir=str(ray_temp_dir(settings.data_dir)), object_store_memory=512 * 2**20,
                  log_to_driver=False)
 
@@ -203,21 +205,16 @@ class Bridge:
 def shut_down_on_sigterm() -> None:
     """Leave the cluster cleanly when the front door goes (a pipe at EOF, SIGTERM, or the parent's death):
     a local Ray killed outright leaves its agents behind, retrying a dead GCS for a minute."""
-    import ctypes
 
     def leave(_signum, _frame):
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, leave)
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM, not the child's SIGKILL
-    except (OSError, AttributeError):
-        pass
 
 
 def main() -> int:
-    commands_in, emit = connect_to_parent()
     shut_down_on_sigterm()
+    commands_in, emit = connect_to_parent(death_signal=signal.SIGTERM)  # not the engine child's SIGKILL
     start = read_message(commands_in)
     if start is None:
         return 0

@@ -16,7 +16,8 @@ import uuid
 
 from inference_server.config import Settings
 from inference_server.errors import ApiError
-from inference_server.executors.events import DeviceFree, Done, Executor, Failed, ImagesStored, ModelInfo, Progress
+from inference_server.executors.events import (LOAD_FAILED, DeviceFree, Done, Executor, Failed, ImagesStored, ModelInfo,
+                                               Progress)
 from inference_server.jobs import cleanup
 from inference_server.jobs.board import Job, JobBoard
 from inference_server.jobs.cache import ResultCache, files_present
@@ -257,7 +258,7 @@ class JobService:
         """Until the executor has loaded; then saved jobs are queued again, before any new request."""
         while self.executor.models() is None:
             reason = self.executor.not_ready_reason()
-            if reason and reason.startswith("the model failed to load"):
+            if reason and reason.startswith(LOAD_FAILED):
                 self.saved.fail_all(f"after the restart {reason}")
                 with self.board.changed:
                     self._gave_up = True
@@ -281,7 +282,7 @@ class JobService:
 
     def _next_job(self) -> Job | None:
         while reason := self.executor.not_ready_reason():  # the engine's process is restarting, or gone
-            if reason.startswith("the model failed to load"):  # it will not come back: end what waits
+            if reason.startswith(LOAD_FAILED):  # it will not come back: end what waits
                 with self.board.changed:
                     for job in list(self.board.queue):
                         self.board.queue.remove(job)

@@ -38,16 +38,12 @@ def server(servers):
     return servers["resident"]
 
 
-def decoded(server, job):
-    return [Image.open(io.BytesIO(server.file_bytes(image))) for image in job["images"]]
-
-
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_one_to_three_images(server, count):
     images = [png_b64(picture(colour=(40 * i, 90, 160))) for i in range(count)]
     job = server.run("edit", {"prompt": "put the yellow ball from image 2 on the table", "images": images, **SMALL})
     assert job["task"] == "edit" and job["model"] == "tiny" and job["params"]["images"] == count
-    (result,) = decoded(server, job)
+    (result,) = server.images(job)
     assert result.size == (64, 48)
 
 
@@ -71,7 +67,7 @@ def test_without_a_size_the_output_keeps_image_ones_aspect_at_about_a_megapixel(
                               "num_inference_steps": 1})
     width, height = job["params"]["width"], job["params"]["height"]
     assert width % 16 == 0 and height % 16 == 0 and abs(width / height - 1.5) < 0.03
-    assert 0.9e6 < width * height < 1.1e6 and decoded(server, job)[0].size == (width, height)
+    assert 0.9e6 < width * height < 1.1e6 and server.images(job)[0].size == (width, height)
 
 
 def test_a_mask_keeps_every_pixel_outside_it(server):
@@ -80,7 +76,7 @@ def test_a_mask_keeps_every_pixel_outside_it(server):
     ImageDraw.Draw(mask).rectangle((30, 20, 60, 44), fill=255)
     job = server.run("edit", {"prompt": "a red hat", "images": [png_b64(original)], "mask": png_b64(mask),
                               "mask_blur": 4, "mask_grow": 4, "num_inference_steps": 2, "width": 64, "height": 48})
-    (result,) = decoded(server, job)
+    (result,) = server.images(job)
     assert result.size == original.size
     outside = far_from((30, 20, 61, 45), 4 + 4 + 2, original.size)
     assert (np.asarray(result.convert("RGB"))[outside] == np.asarray(original)[outside]).all()

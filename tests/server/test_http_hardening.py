@@ -143,6 +143,16 @@ def test_multipart_limits_say_which_limit_and_which_field(open_server):
     assert "MAX_UPLOAD_MB" not in big_field.text + many.text
 
 
+def test_the_openai_edits_route_reads_multipart_under_the_same_part_limits(open_server):
+    big_field = post(open_server, "/v1/images/edits", data={"prompt": "a" * 600_000},
+                     files={"image": ("a.png", png())})
+    assert big_field.status_code == 413, big_field.text
+    assert big_field.json()["error"]["code"] == "field_too_large" and big_field.json()["error"]["param"] == "prompt"
+    stray = post(open_server, "/v1/images/edits", data={"prompt": "x"},
+                 files=[("image", ("a.png", png())), ("extra", ("b.png", png()))])
+    assert stray.status_code == 400 and stray.json()["error"]["param"] == "extra", stray.text
+
+
 def test_a_second_file_for_a_one_image_field_is_refused_naming_it(open_server):
     answer = post(open_server, "/v1/img2img", data={"prompt": "x"},
                   files=[("image", ("a.png", png())), ("image", ("b.png", png((8, 8))))])

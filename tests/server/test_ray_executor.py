@@ -20,10 +20,11 @@ from PIL import Image, ImageDraw
 from inference_server.executors.ray_bridge import ray_temp_dir
 from tests.ray_head import RayHead
 from tests.server.test_layering import imported_after
-from tests.support import ServerProcess, free_port, png_b64
+from tests.support import ServerProcess, free_port, png_b64, wait_for
 
 pytestmark = pytest.mark.ray
 TINY = {"width": 48, "height": 48, "num_inference_steps": 3}
+RAY_WAIT_S = 60.0  # replicas on a shared 2-core machine: twice the usual wait
 SLOW = {"X-Inject-Fault": "slow=0.25"}
 
 
@@ -44,14 +45,6 @@ def every_task() -> list[tuple[str, dict]]:
                       "num_inference_steps": 3}),
         ("generate", {"prompt": "a teapot", "seed": 7, **TINY}),
     ]
-
-
-def wait_for(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return result
 
 
 def replica_pids() -> list[int]:
@@ -116,7 +109,7 @@ def test_every_task_gives_the_same_bytes_as_the_local_executor(ray_front, live_s
     assert len(replica_pids()) == 2
     tasks = every_task()  # interleaved: two run at once, one per replica, the rest queue
     jobs = [submit(server, task, body) for task, body in tasks[:2]]
-    wait_for(lambda: all(server.job(job["id"])["status"] != "queued" for job in jobs))  # MAX_QUEUE=3
+    wait_for(lambda: all(server.job(job["id"])["status"] != "queued" for job in jobs), RAY_WAIT_S)  # MAX_QUEUE=3
     jobs += [submit(server, task, body) for task, body in tasks[2:]]
     results = [ended(server, job) for job in jobs]
     assert [job["status"] for job in results] == ["succeeded"] * len(jobs), results
@@ -131,7 +124,7 @@ def test_two_replicas_run_two_jobs_at_once_and_a_running_job_can_be_cancelled(ra
     server = ray_front[0]
     first = submit(server, "generate", {"prompt": "slow one", **TINY, "num_inference_steps": 100}, SLOW)
     second = submit(server, "generate", {"prompt": "slow two", **TINY, "num_inference_steps": 100}, SLOW)
-    wait_for(lambda: all(server.job(job["id"])["progress"]["step"] >= 1 for job in (first, second)))
+    wait_for(lambda: all(server.job(job["id"])["progress"]["step"] >= 1 for job in (first, second)), RAY_WAIT_S)
     assert [server.job(job["id"])["position"] for job in (first, second)] == [0, 0]
     cancelled = server.session.delete(f"{server.url}/v1/jobs/{first['id']}").json()
     assert cancelled["status"] in ("running", "cancelled")
@@ -148,7 +141,7 @@ def test_a_full_queue_answers_429_with_retry_after(ray_front):
     server = ray_front[0]
     running = [submit(server, "generate", {"prompt": f"busy {i}", **TINY, "num_inference_steps": 100}, SLOW)
                for i in range(2)]
-    wait_for(lambda: all(server.job(job["id"])["status"] == "running" for job in running))
+    wait_for(lambda: all(server.job(job["id"])["status"] == "running" for job in running), RAY_WAIT_S)
     queued = [submit(server, "generate", {"prompt": f"queued {i}", **TINY}) for i in range(3)]
     assert [server.job(job["id"])["position"] for job in queued] == [1, 2, 3]
     refused = server.post("generate", {"prompt": "one too many", **TINY}, wait=None)
@@ -164,7 +157,7 @@ def test_a_replica_killed_mid_job_fails_that_job_and_ray_restarts_it(ray_front):
     before = replica_pids()
     jobs = [submit(server, "generate", {"prompt": f"victim {i}", **TINY, "num_inference_steps": 40}, SLOW)
             for i in range(2)]
-    wait_for(lambda: all(server.job(job["id"])["progress"]["step"] >= 1 for job in jobs))
+    wait_for(lambda: all(server.job(job["id"])["progress"]["step"] >= 1 for job in jobs), RAY_WAIT_S)
     os.kill(before[0], signal.SIGKILL)  # both replicas are busy: one of the two jobs loses its replica
     results = [ended(server, job) for job in jobs]
     statuses = sorted((job["status"], (job["error"] or {}).get("code")) for job in results)
@@ -179,7 +172,7 @@ def test_a_restarted_front_door_reuses_the_replicas_and_runs_the_queued_jobs(ray
     replicas = replica_pids()
     running = [submit(server, "generate", {"prompt": f"cut {i}", **TINY, "num_inference_steps": 40}, SLOW)
                for i in range(2)]
-    wait_for(lambda: all(server.job(job["id"])["status"] == "running" for job in running))
+    wait_for(lambda: all(server.job(job["id"])["status"] == "running" for job in running), RAY_WAIT_S)
     queued = [submit(server, "generate", {"prompt": f"waiting {i}", **TINY}) for i in range(2)]
     server.kill()  # kill -9 the front door (gunicorn and its Ray driver), not the cluster
     log_before = len(server.log_tail(10**9))
